@@ -1,0 +1,526 @@
+/* config.c — see config.h. libconfig does the parsing; this file checks names, types and
+ * ranges, so every mistake is reported with the file and line it is on. */
+#include "autoconf.h"
+#include "config.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *mode_names[SEND_MODE_MAX] = { "sendfile", "splice", "write", "userspace" };
+
+int send_mode_parse(const char *s)
+{
+	for (int i = 0; i < SEND_MODE_MAX; i++)
+		if (strcmp(s, mode_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+const char *send_mode_name(enum send_mode m)
+{
+	return m < SEND_MODE_MAX ? mode_names[m] : "?";
+}
+
+void config_overrides_init(struct config_overrides *ov)
+{
+	memset(ov, 0, sizeof(*ov));
+	ov->mss = -1;
+	ov->notsent_lowat = -1;
+	ov->send_chunk = -1;
+}
+
+int config_parse_listen(const char *s, struct listen_addr *la, char *err, size_t errlen)
+{
+	char host[64];
+	const char *port;
+	struct addrinfo hints, *res;
+	int rc;
+
+	memset(la, 0, sizeof(*la));
+	if (strlen(s) >= sizeof(la->text)) {
+		snprintf(err, errlen, "listen address \"%s\" is too long", s);
+		return -1;
+	}
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+		if (end == NULL || end[1] != ':' || (size_t)(end - s - 1) >= sizeof(host)) {
+			snprintf(err, errlen, "bad listen address \"%s\" (want [V6ADDR]:PORT)", s);
+			return -1;
+		}
+		memcpy(host, s + 1, (size_t)(end - s - 1));
+		host[end - s - 1] = '\0';
+		port = end + 2;
+	} else {
+		const char *colon = strrchr(s, ':');
+		if (colon == NULL) {
+			strcpy(host, "0.0.0.0");
+			port = s;
+		} else {
+			if ((size_t)(colon - s) >= sizeof(host) || strchr(s, ':') != colon) {
+				snprintf(err, errlen, "bad listen address \"%s\" (IPv6 needs [ADDR]:PORT)", s);
+				return -1;
+			}
+			memcpy(host, s, (size_t)(colon - s));
+			host[colon - s] = '\0';
+			if (strcmp(host, "*") == 0 || host[0] == '\0')
+				strcpy(host, "0.0.0.0");
+			port = colon + 1;
+		}
+	}
+	char *endp;
+	errno = 0;
+	long p = strtol(port, &endp, 10);
+	if (*port == '\0' || *endp != '\0' || errno != 0 || p < 0 || p > 65535) {
+		snprintf(err, errlen, "bad port in listen address \"%s\"", s);
+		return -1;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+	hints.ai_socktype = SOCK_STREAM;
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "bad listen address \"%s\": %s", s, gai_strerror(rc));
+		return -1;
+	}
+	memcpy(&la->ss, res->ai_addr, res->ai_addrlen);
+	la->len = res->ai_addrlen;
+	freeaddrinfo(res);
+	strcpy(la->text, s);
+	return 0;
+}
+
+/* ---- error reporting with file:line ---------------------------------- */
+
+struct loader {
+	const char *file;
+	char *err;
+	size_t errlen;
+};
+
+static int fail_at(struct loader *ld, const config_setting_t *s, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail_at(struct loader *ld, const config_setting_t *s, const char *fmt, ...)
+{
+	va_list ap;
+	int n = 0;
+
+	if (s != NULL && config_setting_source_line(s) > 0) {
+		const char *f = config_setting_source_file(s);
+		n = snprintf(ld->err, ld->errlen, "%s:%u: ", f ? f : ld->file,
+			     config_setting_source_line(s));
+	} else if (ld->file != NULL) {
+		n = snprintf(ld->err, ld->errlen, "%s: ", ld->file);
+	}
+	if (n < 0 || (size_t)n >= ld->errlen)
+		n = 0;
+	va_start(ap, fmt);
+	vsnprintf(ld->err + n, ld->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* ---- typed getters ---------------------------------------------------- */
+
+static int get_string(struct loader *ld, const config_setting_t *grp, const char *name,
+		      char **out)
+{
+	const config_setting_t *s = config_setting_get_member(grp, name);
+
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return fail_at(ld, s, "%s: must be a string", config_setting_name(s));
+	free(*out);
+	*out = strdup(config_setting_get_string(s));
+	return 0;
+}
+
+/* A non-negative integer within [min, max]. */
+static int get_uint(struct loader *ld, const config_setting_t *grp, const char *name,
+		    long long min, long long max, long long *out)
+{
+	const config_setting_t *s = config_setting_get_member(grp, name);
+	long long v;
+
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) == CONFIG_TYPE_INT)
+		v = config_setting_get_int(s);
+	else if (config_setting_type(s) == CONFIG_TYPE_INT64)
+		v = config_setting_get_int64(s);
+	else
+		return fail_at(ld, s, "%s: must be an integer", name);
+	if (v < min || v > max)
+		return fail_at(ld, s, "%s: %lld is out of range [%lld, %lld]", name, v, min, max);
+	*out = v;
+	return 0;
+}
+
+/* A duration in seconds (integer or decimal) into milliseconds, > 0. */
+static int get_seconds(struct loader *ld, const config_setting_t *grp, const char *name,
+		       unsigned *ms)
+{
+	const config_setting_t *s = config_setting_get_member(grp, name);
+	double v;
+
+	if (s == NULL)
+		return 0;
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_INT: v = config_setting_get_int(s); break;
+	case CONFIG_TYPE_INT64: v = (double)config_setting_get_int64(s); break;
+	case CONFIG_TYPE_FLOAT: v = config_setting_get_float(s); break;
+	default: return fail_at(ld, s, "%s: must be a number of seconds", name);
+	}
+	if (!(v >= 0.001 && v <= 86400.0))
+		return fail_at(ld, s, "%s: must be between 0.001 and 86400 seconds", name);
+	*ms = (unsigned)(v * 1000.0 + 0.5);
+	return 0;
+}
+
+/* Every setting in grp must be one of names[]: a typo is an error, not a silent default. */
+static int check_known(struct loader *ld, const config_setting_t *grp, const char *const *names)
+{
+	int n = config_setting_length(grp);
+
+	if (!config_setting_is_group(grp))
+		return fail_at(ld, grp, "%s: must be a group { ... }", config_setting_name(grp));
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(grp, (unsigned)i);
+		const char *nm = config_setting_name(s);
+		size_t k;
+		for (k = 0; names[k] != NULL; k++)
+			if (strcmp(names[k], nm) == 0)
+				break;
+		if (names[k] == NULL)
+			return fail_at(ld, s, "unknown setting \"%s\"", nm);
+	}
+	return 0;
+}
+
+static const config_setting_t *group(struct loader *ld, const config_setting_t *root,
+				     const char *name, const char *const *names, int *rc)
+{
+	const config_setting_t *g = config_setting_get_member(root, name);
+
+	*rc = 0;
+	if (g != NULL)
+		*rc = check_known(ld, g, names);
+	return *rc == 0 ? g : NULL;
+}
+
+/* ---- the schema ------------------------------------------------------- */
+
+static int load_listen(struct loader *ld, const config_setting_t *root, struct config *c)
+{
+	const config_setting_t *s = config_setting_get_member(root, "listen");
+	char msg[160];
+
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		c->nlisten = 1;
+		if (config_parse_listen(config_setting_get_string(s), &c->listen[0], msg, sizeof(msg)))
+			return fail_at(ld, s, "listen: %s", msg);
+		return 0;
+	}
+	if (!config_setting_is_array(s) && !config_setting_is_list(s))
+		return fail_at(ld, s, "listen: must be a string or a list of strings");
+	int n = config_setting_length(s);
+	if (n == 0 || n > CONFIG_MAX_LISTEN)
+		return fail_at(ld, s, "listen: give 1 to %d addresses", CONFIG_MAX_LISTEN);
+	c->nlisten = 0;
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING)
+			return fail_at(ld, e, "listen: element %d must be a string", i + 1);
+		if (config_parse_listen(config_setting_get_string(e), &c->listen[c->nlisten], msg,
+					sizeof(msg)))
+			return fail_at(ld, e, "listen: %s", msg);
+		c->nlisten++;
+	}
+	return 0;
+}
+
+static int load_file(struct loader *ld, const config_setting_t *root, struct config *c)
+{
+	static const char *const top[] = { "listen", "document_root", "index", "mime_types", "user",
+		"group", "max_connections", "tls", "timeouts", "limits", "log", "send", NULL };
+	static const char *const tls[] = { "certificate", "private_key", "ciphersuites", NULL };
+	static const char *const tmo[] = { "handshake", "header", "keepalive", "send_idle",
+		"shutdown", NULL };
+	static const char *const lim[] = { "request_line", "header_bytes", "headers",
+		"keepalive_requests", NULL };
+	static const char *const lg[] = { "error", "access", "level", NULL };
+	static const char *const snd[] = { "mode", "chunk", "mss", "notsent_lowat", NULL };
+	const config_setting_t *g;
+	long long v;
+	int rc = 0;
+
+	if (check_known(ld, root, top) || load_listen(ld, root, c) ||
+	    get_string(ld, root, "document_root", &c->document_root) ||
+	    get_string(ld, root, "index", &c->index) ||
+	    get_string(ld, root, "mime_types", &c->mime_types) ||
+	    get_string(ld, root, "user", &c->user) || get_string(ld, root, "group", &c->group))
+		return -1;
+	v = c->max_connections;
+	if (get_uint(ld, root, "max_connections", 1, 1000000, &v))
+		return -1;
+	c->max_connections = (unsigned)v;
+
+	if ((g = group(ld, root, "tls", tls, &rc)) != NULL &&
+	    (get_string(ld, g, "certificate", &c->tls.certificate) ||
+	     get_string(ld, g, "private_key", &c->tls.private_key) ||
+	     get_string(ld, g, "ciphersuites", &c->tls.ciphersuites)))
+		return -1;
+	if (rc)
+		return -1;
+
+	if ((g = group(ld, root, "timeouts", tmo, &rc)) != NULL &&
+	    (get_seconds(ld, g, "handshake", &c->timeouts.handshake) ||
+	     get_seconds(ld, g, "header", &c->timeouts.header) ||
+	     get_seconds(ld, g, "keepalive", &c->timeouts.keepalive) ||
+	     get_seconds(ld, g, "send_idle", &c->timeouts.send_idle) ||
+	     get_seconds(ld, g, "shutdown", &c->timeouts.shutdown)))
+		return -1;
+	if (rc)
+		return -1;
+
+	if ((g = group(ld, root, "limits", lim, &rc)) != NULL) {
+		struct { const char *n; long long lo, hi; size_t *dst; } sz[] = {
+			{ "request_line", 64, 1 << 20, &c->limits.request_line },
+			{ "header_bytes", 256, 1 << 20, &c->limits.header_bytes },
+			{ "headers", 4, 10000, &c->limits.headers },
+		};
+		for (size_t i = 0; i < KTLSD_ARRAY_LEN(sz); i++) {
+			v = (long long)*sz[i].dst;
+			if (get_uint(ld, g, sz[i].n, sz[i].lo, sz[i].hi, &v))
+				return -1;
+			*sz[i].dst = (size_t)v;
+		}
+		v = c->limits.keepalive_requests;
+		if (get_uint(ld, g, "keepalive_requests", 1, 1000000000, &v))
+			return -1;
+		c->limits.keepalive_requests = (unsigned)v;
+	}
+	if (rc)
+		return -1;
+
+	if ((g = group(ld, root, "log", lg, &rc)) != NULL) {
+		char *lvl = NULL;
+		if (get_string(ld, g, "error", &c->log.error) || get_string(ld, g, "access", &c->log.access) ||
+		    get_string(ld, g, "level", &lvl))
+			return -1;
+		if (lvl != NULL) {
+			c->log.level = log_level_parse(lvl);
+			free(lvl);
+			if (c->log.level < 0)
+				return fail_at(ld, config_setting_get_member(g, "level"),
+					       "level: must be one of debug, info, notice, warn, error, crit, alert");
+		}
+	}
+	if (rc)
+		return -1;
+
+	if ((g = group(ld, root, "send", snd, &rc)) != NULL) {
+		char *mode = NULL;
+		if (get_string(ld, g, "mode", &mode))
+			return -1;
+		if (mode != NULL) {
+			int m = send_mode_parse(mode);
+			free(mode);
+			if (m < 0)
+				return fail_at(ld, config_setting_get_member(g, "mode"),
+					       "mode: must be one of sendfile, splice, write, userspace");
+			c->send.mode = (enum send_mode)m;
+		}
+		v = (long long)c->send.chunk;
+		if (get_uint(ld, g, "chunk", 4096, 64 << 20, &v))
+			return -1;
+		c->send.chunk = (size_t)v;
+		v = c->send.mss;
+		if (get_uint(ld, g, "mss", 0, 65535, &v))
+			return -1;
+		if (v != 0 && v < 88)
+			return fail_at(ld, config_setting_get_member(g, "mss"),
+				       "mss: 0 (kernel default) or 88..65535");
+		c->send.mss = (int)v;
+		v = c->send.notsent_lowat;
+		if (get_uint(ld, g, "notsent_lowat", 0, INT_MAX, &v))
+			return -1;
+		c->send.notsent_lowat = (int)v;
+	}
+	return rc;
+}
+
+static void set_str(char **dst, const char *src)
+{
+	if (src == NULL)
+		return;
+	free(*dst);
+	*dst = strdup(src);
+}
+
+static int apply_overrides(struct loader *ld, struct config *c, const struct config_overrides *ov)
+{
+	char msg[160];
+
+	if (ov->nlisten > 0) {
+		c->nlisten = 0;
+		for (size_t i = 0; i < ov->nlisten; i++) {
+			if (config_parse_listen(ov->listen[i], &c->listen[c->nlisten], msg, sizeof(msg)))
+				return snprintf(ld->err, ld->errlen, "--listen: %s", msg), -1;
+			c->nlisten++;
+		}
+	}
+	set_str(&c->document_root, ov->demo && ov->demo_dir ? ov->demo_dir : NULL);
+	set_str(&c->document_root, ov->root);
+	set_str(&c->tls.certificate, ov->cert);
+	set_str(&c->tls.private_key, ov->key);
+	set_str(&c->tls.ciphersuites, ov->ciphersuites);
+	set_str(&c->log.error, ov->error_log);
+	set_str(&c->log.access, ov->access_log);
+	if (ov->log_level != NULL && (c->log.level = log_level_parse(ov->log_level)) < 0)
+		return snprintf(ld->err, ld->errlen, "--log-level: unknown level \"%s\"",
+				ov->log_level), -1;
+	if (ov->send_mode != NULL) {
+		int m = send_mode_parse(ov->send_mode);
+		if (m < 0)
+			return snprintf(ld->err, ld->errlen,
+					"--send-mode: must be one of sendfile, splice, write, userspace"), -1;
+		c->send.mode = (enum send_mode)m;
+	}
+	if (ov->mss >= 0) {
+		if (ov->mss > 65535 || (ov->mss != 0 && ov->mss < 88))
+			return snprintf(ld->err, ld->errlen, "--mss: 0 or 88..65535"), -1;
+		c->send.mss = (int)ov->mss;
+	}
+	if (ov->notsent_lowat >= 0) {
+		if (ov->notsent_lowat > INT_MAX)
+			return snprintf(ld->err, ld->errlen, "--notsent-lowat: too large"), -1;
+		c->send.notsent_lowat = (int)ov->notsent_lowat;
+	}
+	if (ov->send_chunk >= 0) {
+		if (ov->send_chunk < 4096 || ov->send_chunk > (64 << 20))
+			return snprintf(ld->err, ld->errlen, "--send-chunk: 4096..67108864"), -1;
+		c->send.chunk = (size_t)ov->send_chunk;
+	}
+	if (ov->demo) {
+		c->demo = true;
+		if (c->document_root == NULL)
+			c->document_root = strdup(".");
+	}
+	return 0;
+}
+
+static void set_defaults(struct config *c)
+{
+	c->refs = 1;
+	c->nlisten = 0;
+	c->index = strdup("index.html");
+	c->mime_types = strdup("/etc/mime.types");
+	c->max_connections = 10000;
+	c->timeouts.handshake = 10000;
+	c->timeouts.header = 15000;
+	c->timeouts.keepalive = 60000;
+	c->timeouts.send_idle = 60000;
+	c->timeouts.shutdown = 10000;
+	c->limits.request_line = 8192;
+	c->limits.header_bytes = 16384;
+	c->limits.headers = 100;
+	c->limits.keepalive_requests = 1000;
+	c->log.level = LOG_LEVEL_NOTICE;
+	c->send.mode = SEND_MODE_SENDFILE;
+	c->send.chunk = 64 * 1024;
+}
+
+static int validate(struct loader *ld, struct config *c)
+{
+	if (c->nlisten == 0) {
+		if (!c->demo)
+			return fail_at(ld, NULL, "no \"listen\" address configured"), -1;
+		config_parse_listen("127.0.0.1:8443", &c->listen[0], ld->err, ld->errlen);
+		c->nlisten = 1;
+	}
+	if (c->document_root == NULL)
+		return fail_at(ld, NULL, "no \"document_root\" configured");
+	if (!c->demo && (c->tls.certificate == NULL || c->tls.private_key == NULL))
+		return fail_at(ld, NULL, "tls.certificate and tls.private_key are required (or use --demo)");
+	if (c->index[0] == '\0' || strchr(c->index, '/') != NULL)
+		return fail_at(ld, NULL, "index: must be a plain file name");
+	if (c->limits.request_line > c->limits.header_bytes)
+		return fail_at(ld, NULL, "limits: request_line must not exceed header_bytes");
+	return 0;
+}
+
+struct config *config_load(const char *file, const struct config_overrides *ov,
+			   char *err, size_t errlen)
+{
+	struct loader ld = { file, err, errlen };
+	struct config *c = calloc(1, sizeof(*c));
+	config_t cf;
+
+	if (c == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	set_defaults(c);
+	if (file != NULL) {
+		c->file = strdup(file);
+		config_init(&cf);
+		if (config_read_file(&cf, file) != CONFIG_TRUE) {
+			if (config_error_type(&cf) == CONFIG_ERR_FILE_IO)
+				snprintf(err, errlen, "%s: cannot read: %s", file, strerror(errno));
+			else
+				snprintf(err, errlen, "%s:%d: %s",
+					 config_error_file(&cf) ? config_error_file(&cf) : file,
+					 config_error_line(&cf), config_error_text(&cf));
+			config_destroy(&cf);
+			config_unref(c);
+			return NULL;
+		}
+		int rc = load_file(&ld, config_root_setting(&cf), c);
+		config_destroy(&cf);
+		if (rc) {
+			config_unref(c);
+			return NULL;
+		}
+	}
+	if ((ov != NULL && apply_overrides(&ld, c, ov)) || validate(&ld, c)) {
+		config_unref(c);
+		return NULL;
+	}
+	return c;
+}
+
+struct config *config_ref(struct config *c)
+{
+	c->refs++;
+	return c;
+}
+
+void config_unref(struct config *c)
+{
+	if (c == NULL || --c->refs > 0)
+		return;
+	free(c->file);
+	free(c->document_root);
+	free(c->index);
+	free(c->mime_types);
+	free(c->user);
+	free(c->group);
+	free(c->tls.certificate);
+	free(c->tls.private_key);
+	free(c->tls.ciphersuites);
+	free(c->log.error);
+	free(c->log.access);
+	free(c);
+}

@@ -1,0 +1,93 @@
+/* config.h — the configuration snapshot: libconfig file + command-line overrides,
+ * validated once, then read-only. A reload builds a new snapshot; connections keep
+ * a reference to the one they started with. */
+#ifndef KTLSD_CONFIG_H
+#define KTLSD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "common.h"
+
+#define CONFIG_MAX_LISTEN 16
+
+enum send_mode {
+	SEND_MODE_SENDFILE,	/* kTLS + sendfile(): the product's reason to exist */
+	SEND_MODE_SPLICE,	/* kTLS + file → pipe → socket splice() */
+	SEND_MODE_WRITE,	/* kTLS + pread() + write(): the known workaround */
+	SEND_MODE_USERSPACE,	/* no kTLS: SSL_write_ex() */
+	SEND_MODE_MAX
+};
+
+/* "sendfile", "splice", "write", "userspace"; returns -1 for anything else. */
+int send_mode_parse(const char *s);
+const char *send_mode_name(enum send_mode m);
+
+struct listen_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char text[64];		/* as given, for logs */
+};
+
+struct config {
+	int refs;			/* snapshot reference count, see config_ref() */
+	char *file;			/* NULL for --demo without -c */
+	bool demo;			/* in-memory self-signed certificate */
+	struct listen_addr listen[CONFIG_MAX_LISTEN];
+	size_t nlisten;
+	char *document_root;
+	char *index;			/* directory index file name */
+	char *mime_types;		/* path; NULL = built-in table */
+	char *user, *group;		/* drop to these after binding; NULL = stay */
+	unsigned max_connections;
+	struct {
+		char *certificate, *private_key;
+		char *ciphersuites;	/* OpenSSL TLS 1.3 list; NULL = OpenSSL default */
+	} tls;
+	struct {			/* all in milliseconds */
+		unsigned handshake, header, keepalive, send_idle, shutdown;
+	} timeouts;
+	struct {
+		size_t request_line, header_bytes, headers;
+		unsigned keepalive_requests;
+	} limits;
+	struct {
+		char *error, *access;
+		int level;
+	} log;
+	struct {
+		enum send_mode mode;
+		size_t chunk;		/* max bytes per sendfile/splice/write call */
+		int mss;		/* TCP_MAXSEG on listeners; 0 = kernel default */
+		int notsent_lowat;	/* TCP_NOTSENT_LOWAT on accepted sockets; 0 = default */
+	} send;
+};
+
+/* Command-line settings that beat the file. Unset fields are NULL / -1. */
+struct config_overrides {
+	const char *listen[CONFIG_MAX_LISTEN];
+	size_t nlisten;
+	const char *root, *cert, *key, *log_level, *send_mode, *ciphersuites;
+	const char *error_log, *access_log;
+	long mss, notsent_lowat, send_chunk;
+	bool demo;
+	const char *demo_dir;
+};
+
+void config_overrides_init(struct config_overrides *ov);
+
+/* Build a snapshot from file (NULL: defaults only, as --demo uses) and ov (may be NULL).
+ * On error returns NULL and writes "FILE:LINE: what is wrong" (or just the message when
+ * no line applies) into err. The result has refs == 1. */
+struct config *config_load(const char *file, const struct config_overrides *ov,
+			   char *err, size_t errlen);
+
+/* Parse "ADDR:PORT", "[V6ADDR]:PORT", "*:PORT" or "PORT" into la. Returns 0 or -1 with err. */
+int config_parse_listen(const char *s, struct listen_addr *la, char *err, size_t errlen);
+
+struct config *config_ref(struct config *c);
+/* Drop a reference; frees the snapshot at zero. NULL allowed. */
+void config_unref(struct config *c);
+
+#endif

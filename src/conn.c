@@ -1,0 +1,697 @@
+/* conn.c — see conn.h. */
+#include "autoconf.h"
+#include "conn.h"
+#include "file.h"
+#include "log.h"
+#include "mime.h"
+#include "path.h"
+#include "range.h"
+#include "response.h"
+#include "send.h"
+#include "server.h"
+#include "tls.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+/* What a step of the driver asks for next. */
+enum step {
+	STEP_CONTINUE,	/* state changed or more work possible: run the machine again */
+	STEP_WAIT,	/* an event has been armed: return to the loop */
+	STEP_CLOSE,	/* free the connection */
+};
+
+#define LINGER_MS 2000	/* how long to drain unread input before closing (nginx: 5 s) */
+#define PATH_MAX_BYTES 4096
+
+static const char *const state_names[CONN_STATE_MAX] = {
+	"handshake", "read_request", "send_headers", "send_body", "keepalive", "linger",
+};
+
+const char *conn_state_name(enum conn_state s)
+{
+	return s < CONN_STATE_MAX ? state_names[s] : "?";
+}
+
+static void arm_timer(struct conn *c, unsigned ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	evtimer_add(c->ev_timer, &tv);
+}
+
+static unsigned state_timeout(const struct conn *c, enum conn_state s)
+{
+	switch (s) {
+	case CONN_HANDSHAKE: return c->cfg->timeouts.handshake;
+	case CONN_READ_REQUEST: return c->cfg->timeouts.header;
+	case CONN_SEND_HEADERS:
+	case CONN_SEND_BODY: return c->cfg->timeouts.send_idle;
+	case CONN_KEEPALIVE: return c->cfg->timeouts.keepalive;
+	default: return LINGER_MS;
+	}
+}
+
+void conn_set_state(struct conn *c, enum conn_state s)
+{
+	assert(s < CONN_STATE_MAX);
+	log_debug("conn %llu: %s -> %s", (unsigned long long)c->id, state_names[c->state],
+		  state_names[s]);
+	c->state = s;
+	arm_timer(c, state_timeout(c, s));
+}
+
+static enum step wait_for(struct conn *c, bool write)
+{
+	event_add(write ? c->ev_write : c->ev_read, NULL);
+	return STEP_WAIT;
+}
+
+/* ---- access log ------------------------------------------------------- */
+
+/* Copy s[0..len) into out (size outsz), escaping what could break a log line or a
+ * parser of it: '"', '\\', control and non-ASCII bytes become \xHH (as nginx does). */
+static void escape_into(char *out, size_t outsz, const char *s, size_t len)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len && o + 5 < outsz; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
+			o += (size_t)snprintf(out + o, outsz - o, "\\x%02X", ch);
+		else
+			out[o++] = (char)ch;
+	}
+	out[o] = '\0';
+}
+
+static void access_log(struct conn *c)
+{
+	char line[1024], when[64];
+	struct timeval now;
+	struct tm tm;
+	double rt;
+	int n;
+
+	if (!log_access_enabled() || c->status == 0)
+		return;
+	gettimeofday(&now, NULL);
+	localtime_r(&now.tv_sec, &tm);
+	strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S %z", &tm);
+	rt = (double)(now.tv_sec - c->t_request.tv_sec) +
+	     (double)(now.tv_usec - c->t_request.tv_usec) / 1e6;
+	n = snprintf(line, sizeof(line),
+		     "%s - - [%s] \"%s\" %d %llu \"%s\" \"%s\" rt=%.3f bytes=%llu mode=%s tls_tx=%s",
+		     c->peer_addr, when, c->reqline[0] ? c->reqline : "-", c->status,
+		     (unsigned long long)c->resp_body_bytes, c->referer[0] ? c->referer : "-",
+		     c->user_agent[0] ? c->user_agent : "-", rt,
+		     (unsigned long long)(c->resp_head_bytes + c->resp_body_bytes),
+		     c->sender ? c->sender->name : "-", c->ktls.tx ? "kernel" : "userspace");
+	if (n > 0)
+		log_access(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+/* ---- responses -------------------------------------------------------- */
+
+static bool out_reserve(struct conn *c, size_t cap)
+{
+	if (c->out.cap >= cap)
+		return true;
+	char *p = realloc(c->out.buf, cap);
+	if (p == NULL)
+		return false;
+	c->out.buf = p;
+	c->out.cap = cap;
+	return true;
+}
+
+/* Put head (and, unless HEAD, body bytes body[0..blen)) into c->out and start sending. */
+static enum step start_response(struct conn *c, struct response_head *h, bool head_only,
+				const char *body, size_t blen)
+{
+	size_t extra = c->sender->copies && c->body_left > 0 ? c->cfg->send.chunk : 0;
+	size_t need = 2048 + h->location_len + blen + extra;
+	size_t n;
+
+	c->status = h->status;
+	h->keep_alive = c->keep_alive;
+	if (!out_reserve(c, need)) {
+		log_msg(LOG_LEVEL_ERROR, "conn %llu: out of memory for the response",
+			(unsigned long long)c->id);
+		return STEP_CLOSE;
+	}
+	n = response_format_head(c->out.buf, c->out.cap, h);
+	if (n == 0) {
+		log_msg(LOG_LEVEL_CRIT, "conn %llu: response head does not fit %zu bytes",
+			(unsigned long long)c->id, c->out.cap);
+		return STEP_CLOSE;
+	}
+	c->out.off = 0;
+	c->out.len = n;
+	c->out.sealed = false;
+	c->out_head_left = n;
+	if (!head_only && blen > 0) {
+		memcpy(c->out.buf + n, body, blen);
+		c->out.len += blen;
+	}
+	c->body_total = h->content_length;
+	conn_set_state(c, CONN_SEND_HEADERS);
+	return STEP_CONTINUE;
+}
+
+static bool closes_connection(int status)
+{
+	return status == 400 || status == 408 || status == 413 || status == 414 ||
+	       status == 431 || status >= 500;
+}
+
+static enum step respond_error(struct conn *c, int status, bool head_only)
+{
+	const char *body = response_error_body(status);
+	struct response_head h = {
+		.status = status,
+		.content_type = "text/html",
+		.content_length = strlen(body),
+		.allow = status == 405 ? "GET, HEAD" : NULL,
+	};
+
+	if (closes_connection(status))
+		c->keep_alive = false;
+	return start_response(c, &h, head_only, body, strlen(body));
+}
+
+static enum step respond_redirect(struct conn *c, const struct http_request *req, bool head_only)
+{
+	const char *body = response_error_body(301);
+	struct response_head h = {
+		.status = 301,
+		.content_type = "text/html",
+		.content_length = strlen(body),
+		.location = req->path.ptr,
+		.location_len = req->path.len,
+		.location_suffix = "/",
+	};
+
+	return start_response(c, &h, head_only, body, strlen(body));
+}
+
+static bool if_range_allows(const struct http_request *req, const struct file_info *fi)
+{
+	time_t t;
+
+	if (req->if_range.ptr == NULL)
+		return true;
+	/* strong comparison: a weak tag never matches If-Range (RFC 9110 §13.1.5) */
+	if (req->if_range.ptr[0] == '"')
+		return req->if_range.len == strlen(fi->etag) &&
+		       memcmp(req->if_range.ptr, fi->etag, req->if_range.len) == 0;
+	return http_date_parse(req->if_range.ptr, req->if_range.len, &t) == 0 &&
+	       t == fi->st.st_mtim.tv_sec;
+}
+
+static bool not_modified(const struct http_request *req, const struct file_info *fi)
+{
+	time_t t;
+
+	if (req->if_none_match.ptr != NULL)
+		return http_etag_match_any(req->if_none_match.ptr, req->if_none_match.len, fi->etag);
+	return req->if_modified_since.ptr != NULL &&
+	       http_date_parse(req->if_modified_since.ptr, req->if_modified_since.len, &t) == 0 &&
+	       fi->st.st_mtim.tv_sec <= t;
+}
+
+static enum step respond_file(struct conn *c, const struct http_request *req,
+			      struct file_info *fi, const char *name)
+{
+	bool head_only = req->method == HTTP_METHOD_HEAD;
+	uint64_t size = (uint64_t)fi->st.st_size;
+	struct byte_range r[16];
+	size_t nr = 0;
+	struct response_head h = {
+		.status = 200,
+		.content_type = mime_lookup(c->site->mime, name),
+		.content_length = size,
+		.accept_ranges = true,
+		.etag = fi->etag,
+		.last_modified = fi->st.st_mtim.tv_sec,
+		.total = size,
+	};
+
+	if (not_modified(req, fi)) {
+		h.status = 304;
+		h.content_type = NULL;
+		h.content_length = 0;
+		h.accept_ranges = false;
+		close(fi->fd);
+		c->status = 304;
+		return start_response(c, &h, true, NULL, 0);
+	}
+	if (req->range.ptr != NULL && if_range_allows(req, fi)) {
+		switch (range_parse(req->range.ptr, req->range.len, size, r, KTLSD_ARRAY_LEN(r), &nr)) {
+		case RANGE_UNSATISFIABLE:
+			close(fi->fd);
+			{
+				const char *body = response_error_body(416);
+				struct response_head e = {
+					.status = 416, .content_type = "text/html",
+					.content_length = strlen(body), .content_range = true, .total = size,
+				};
+				return start_response(c, &e, head_only, body, strlen(body));
+			}
+		case RANGE_OK:
+			if (nr == 1) {	/* several ranges: answered in full, which RFC 9110 allows */
+				h.status = 206;
+				h.content_range = true;
+				h.range_first = r[0].first;
+				h.range_last = r[0].last;
+				h.content_length = r[0].last - r[0].first + 1;
+			}
+			break;
+		case RANGE_IGNORE:
+			break;
+		}
+	}
+	if (head_only || h.content_length == 0) {
+		close(fi->fd);
+	} else {
+		c->file_fd = fi->fd;
+		c->file_off = h.status == 206 ? h.range_first : 0;
+		c->body_left = h.content_length;
+	}
+	return start_response(c, &h, head_only, NULL, 0);
+}
+
+static void note_request_line(struct conn *c, const struct http_request *req)
+{
+	char tmp[sizeof(c->reqline)];
+	int n = snprintf(tmp, sizeof(tmp), "%.*s %.*s HTTP/1.%d", (int)req->method_name.len,
+			 req->method_name.ptr, (int)(req->target.len > 200 ? 200 : req->target.len),
+			 req->target.ptr, req->version_minor);
+
+	escape_into(c->reqline, sizeof(c->reqline), tmp, n > 0 ? (size_t)n : 0);
+}
+
+static enum step handle_request(struct conn *c, const struct http_request *req)
+{
+	char rel[PATH_MAX_BYTES];
+	bool slash;
+	struct file_info fi;
+	bool head_only = req->method == HTTP_METHOD_HEAD;
+
+	c->requests++;
+	c->srv->n.requests++;
+	c->head_len = req->head_len;
+	note_request_line(c, req);
+	c->keep_alive = req->keep_alive && !req->has_body && !c->srv->stopping &&
+			c->requests < c->cfg->limits.keepalive_requests;
+	if (req->method == HTTP_METHOD_OTHER)
+		return respond_error(c, 405, false);
+	switch (path_normalize(req->path.ptr, req->path.len, rel, sizeof(rel), &slash)) {
+	case PATH_OK: break;
+	case PATH_BAD: return respond_error(c, 400, head_only);
+	case PATH_TOO_LONG: return respond_error(c, 414, head_only);
+	}
+	switch (file_open(c->site->rootfd, rel, slash, c->cfg->index, &fi)) {
+	case FILE_OK:
+		return respond_file(c, req, &fi, slash || strcmp(rel, ".") == 0 ? c->cfg->index : rel);
+	case FILE_REDIRECT: return respond_redirect(c, req, head_only);
+	case FILE_NOT_FOUND: return respond_error(c, 404, head_only);
+	case FILE_FORBIDDEN: return respond_error(c, 403, head_only);
+	case FILE_TOO_LONG: return respond_error(c, 414, head_only);
+	case FILE_UNAVAILABLE: return respond_error(c, 503, head_only);
+	case FILE_ERROR: break;
+	}
+	return respond_error(c, 500, head_only);
+}
+
+/* A request head that could not be parsed: note what we can for the log, answer, close. */
+static enum step handle_bad_request(struct conn *c, const char *p, size_t len, int status)
+{
+	const char *nl = memchr(p, '\n', len);
+	size_t l = nl ? (size_t)(nl - p) : len;
+
+	if (l > 0 && p[l - 1] == '\r')
+		l--;
+	escape_into(c->reqline, sizeof(c->reqline), p, l > 200 ? 200 : l);
+	c->requests++;
+	c->srv->n.requests++;
+	c->head_len = len;
+	c->keep_alive = false;
+	log_msg(LOG_LEVEL_INFO, "conn %llu: %s: bad request (%d)", (unsigned long long)c->id,
+		c->peer, status);
+	return respond_error(c, status, false);
+}
+
+/* ---- the states ------------------------------------------------------- */
+
+static enum step do_handshake(struct conn *c)
+{
+	int ww;
+	enum io_result r = tls_handshake(c->ssl, &ww);
+
+	if (r == IO_AGAIN)
+		return wait_for(c, ww);
+	if (r != IO_OK) {
+		c->srv->n.handshakes_failed++;
+		log_msg(LOG_LEVEL_INFO, "conn %llu: %s: TLS handshake failed", (unsigned long long)c->id,
+			c->peer);
+		return STEP_CLOSE;
+	}
+	ktls_inspect(c->ssl, c->fd, c->mode, &c->ktls);
+	c->sender = send_pick(c->mode, c->ktls.tx);
+	if (c->ktls.tx)
+		c->srv->n.ktls_tx++;
+	else if (c->mode != SEND_MODE_USERSPACE)
+		c->srv->n.ktls_fallback++;
+	log_msg(LOG_LEVEL_INFO, "conn %llu: %s: %s %s, tls_tx=%s%s%s%s, sender=%s",
+		(unsigned long long)c->id, c->peer, SSL_get_version(c->ssl), tls_cipher_name(c->ssl),
+		c->ktls.tx ? "kernel(" : "userspace", c->ktls.tx ? c->ktls.offload : " (",
+		c->ktls.tx ? "" : c->ktls.reason, ")", c->sender->name);
+	gettimeofday(&c->t_request, NULL);
+	conn_set_state(c, CONN_READ_REQUEST);
+	return STEP_CONTINUE;
+}
+
+static enum step do_read(struct conn *c)
+{
+	const struct http_limits lim = {
+		c->cfg->limits.request_line, c->cfg->limits.header_bytes, c->cfg->limits.headers,
+	};
+	size_t len = evbuffer_get_length(c->in);
+	struct evbuffer_iovec v;
+	struct http_request req;
+	enum io_result r;
+	int status, ww;
+	size_t n;
+
+	if (len > 0) {
+		const char *p = (const char *)evbuffer_pullup(c->in, -1);
+		switch (http_parse_request(p, len, &lim, &req, &status)) {
+		case HTTP_PARSE_OK:
+			gettimeofday(&c->t_request, NULL);
+			return handle_request(c, &req);
+		case HTTP_PARSE_ERROR:
+			gettimeofday(&c->t_request, NULL);
+			return handle_bad_request(c, p, len, status);
+		case HTTP_PARSE_INCOMPLETE:
+			break;
+		}
+		if (c->state == CONN_KEEPALIVE)
+			conn_set_state(c, CONN_READ_REQUEST);	/* header timeout from the first byte */
+	}
+	if (len > lim.max_header_bytes) {	/* the parser should have said 431 */
+		log_msg(LOG_LEVEL_CRIT, "conn %llu: parser accepted %zu bytes over the limit",
+			(unsigned long long)c->id, len);
+		return STEP_CLOSE;
+	}
+	n = lim.max_header_bytes + 1 - len;
+	if (n > 4096)
+		n = 4096;
+	if (evbuffer_reserve_space(c->in, (ev_ssize_t)n, &v, 1) < 1)
+		return STEP_CLOSE;
+	r = tls_read(c->ssl, v.iov_base, n, &v.iov_len, &ww);
+	if (r == IO_OK) {
+		evbuffer_commit_space(c->in, &v, 1);
+		return STEP_CONTINUE;
+	}
+	if (r == IO_AGAIN)
+		return wait_for(c, ww);
+	if (len > 0 && log_get_level() >= LOG_LEVEL_INFO)
+		log_msg(LOG_LEVEL_INFO, "conn %llu: %s: closed with an incomplete request (%zu bytes)",
+			(unsigned long long)c->id, c->peer, len);
+	return STEP_CLOSE;
+}
+
+/* Close gracefully: close_notify, FIN, then drain what the client still sends so that
+ * our close() does not turn into an RST that destroys the response in its receive
+ * buffer (the reason for nginx's lingering_close). */
+static enum step begin_close(struct conn *c)
+{
+	ERR_clear_error();
+	SSL_shutdown(c->ssl);	/* one try: a full socket buffer just means no close_notify */
+	ERR_clear_error();
+	shutdown(c->fd, SHUT_WR);
+	conn_set_state(c, CONN_LINGER);
+	return STEP_CONTINUE;
+}
+
+static enum step do_linger(struct conn *c)
+{
+	char buf[4096];
+
+	for (int i = 0; i < 64; i++) {
+		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n > 0)
+			continue;
+		if (n == -1 && io_from_errno(errno) == IO_AGAIN)
+			return wait_for(c, false);
+		return STEP_CLOSE;
+	}
+	return wait_for(c, false);
+}
+
+static enum step response_done(struct conn *c)
+{
+	access_log(c);
+	c->srv->n.bytes_sent += c->resp_head_bytes + c->resp_body_bytes;
+	c->bytes_sent += c->resp_head_bytes + c->resp_body_bytes;
+	send_release(c);
+	evbuffer_drain(c->in, c->head_len);
+	c->head_len = 0;
+	c->status = 0;
+	c->resp_head_bytes = c->resp_body_bytes = 0;
+	if (!c->keep_alive || c->srv->stopping)
+		return begin_close(c);
+	if (evbuffer_get_length(c->in) > 0) {
+		conn_set_state(c, CONN_READ_REQUEST);	/* pipelined request already here */
+		return STEP_CONTINUE;
+	}
+	/* idle: give the output buffer back, keep-alive connections should cost little */
+	free(c->out.buf);
+	c->out.buf = NULL;
+	c->out.cap = 0;
+	conn_set_state(c, CONN_KEEPALIVE);
+	return STEP_CONTINUE;
+}
+
+static enum step abort_response(struct conn *c, enum io_result r)
+{
+	c->srv->n.aborted++;
+	if (r == IO_PEER_GONE)
+		log_msg(LOG_LEVEL_INFO, "conn %llu: %s: client went away after %llu of %llu body bytes",
+			(unsigned long long)c->id, c->peer, (unsigned long long)c->resp_body_bytes,
+			(unsigned long long)c->body_total);
+	access_log(c);
+	c->status = 0;
+	return STEP_CLOSE;
+}
+
+static enum step do_send(struct conn *c)
+{
+	size_t budget = c->cfg->send.chunk * 4 > 262144 ? c->cfg->send.chunk * 4 : 262144;
+	size_t moved = 0;
+	enum step st = STEP_CONTINUE;
+
+	while (st == STEP_CONTINUE) {
+		size_t n = 0;
+		int ww = 1;
+		enum io_result r;
+		bool flush_only = c->out.len > c->out.off &&
+				  (!c->sender->copies || c->out.sealed || c->body_left == 0);
+
+		if (flush_only)
+			r = send_flush_out(c, c->body_left > 0, &n, &ww);
+		else if (send_pending(c))
+			r = c->sender->send(c, c->cfg->send.chunk, &n);
+		else
+			return response_done(c);
+		switch (r) {
+		case IO_OK:
+			moved += n;
+			if (c->state == CONN_SEND_HEADERS && c->out_head_left == 0)
+				conn_set_state(c, CONN_SEND_BODY);
+			if (moved >= budget)	/* be fair to the other connections */
+				st = wait_for(c, true);
+			break;
+		case IO_AGAIN:
+			st = wait_for(c, ww);
+			break;
+		default:
+			return abort_response(c, r);
+		}
+	}
+	if (moved > 0)
+		arm_timer(c, c->cfg->timeouts.send_idle);	/* progress: idle clock restarts */
+	return st;
+}
+
+/* ---- driver ----------------------------------------------------------- */
+
+static void drive(struct conn *c)
+{
+	enum step st = STEP_CONTINUE;
+
+	while (st == STEP_CONTINUE) {
+		switch (c->state) {
+		case CONN_HANDSHAKE: st = do_handshake(c); break;
+		case CONN_READ_REQUEST:
+		case CONN_KEEPALIVE: st = do_read(c); break;
+		case CONN_SEND_HEADERS:
+		case CONN_SEND_BODY: st = do_send(c); break;
+		case CONN_LINGER: st = do_linger(c); break;
+		default: st = STEP_CLOSE; break;
+		}
+	}
+	if (st == STEP_CLOSE)
+		conn_free(c);
+}
+
+static void on_io(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	drive(arg);
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->state != CONN_LINGER && c->state != CONN_KEEPALIVE) {
+		c->srv->n.timeouts++;
+		log_msg(LOG_LEVEL_INFO, "conn %llu: %s: %s timeout", (unsigned long long)c->id,
+			c->peer, state_names[c->state]);
+	}
+	if (c->state == CONN_SEND_HEADERS || c->state == CONN_SEND_BODY) {
+		c->srv->n.aborted++;
+		access_log(c);
+	}
+	conn_free(c);
+}
+
+/* ---- life cycle ------------------------------------------------------- */
+
+static void format_peer(struct conn *c, const struct sockaddr *sa)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a));
+		port = ntohs(s->sin_port);
+		snprintf(c->peer, sizeof(c->peer), "%s:%u", a, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof(a));
+		port = ntohs(s->sin6_port);
+		snprintf(c->peer, sizeof(c->peer), "[%s]:%u", a, port);
+	}
+	snprintf(c->peer_addr, sizeof(c->peer_addr), "%s", a);
+}
+
+struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int salen)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	int one = 1;
+
+	(void)salen;
+	if (c == NULL) {
+		log_msg(LOG_LEVEL_ERROR, "out of memory for a new connection");
+		close(fd);
+		return NULL;
+	}
+	c->id = ++srv->next_conn_id;
+	c->srv = srv;
+	c->site = site_ref(srv->site);
+	c->cfg = c->site->cfg;
+	c->fd = fd;
+	c->file_fd = -1;
+	c->pipe[0] = c->pipe[1] = -1;
+	c->mode = c->cfg->send.mode;
+	c->sender = send_pick(SEND_MODE_USERSPACE, false);
+	c->ktls.offload = "-";
+	gettimeofday(&c->t_accept, NULL);
+	format_peer(c, sa);
+	TAILQ_INSERT_TAIL(&srv->conns, c, link);
+	srv->nconns++;
+
+	/* Responses are written in large pieces; Nagle would only delay the last segment of
+	 * each (nginx sets TCP_NODELAY on TLS connections too). */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (c->cfg->send.notsent_lowat > 0 &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &c->cfg->send.notsent_lowat,
+		       sizeof(c->cfg->send.notsent_lowat)) == -1)
+		log_msg(LOG_LEVEL_WARN, "conn %llu: TCP_NOTSENT_LOWAT %d: %s", (unsigned long long)c->id,
+			c->cfg->send.notsent_lowat, strerror(errno));
+	c->ssl = SSL_new(c->site->ssl_ctx);
+	c->in = evbuffer_new();
+	c->ev_read = event_new(srv->base, fd, EV_READ, on_io, c);
+	c->ev_write = event_new(srv->base, fd, EV_WRITE, on_io, c);
+	c->ev_timer = evtimer_new(srv->base, on_timeout, c);
+	if (c->ssl == NULL || c->in == NULL || c->ev_read == NULL || c->ev_write == NULL ||
+	    c->ev_timer == NULL || SSL_set_fd(c->ssl, fd) != 1) {
+		log_msg(LOG_LEVEL_ERROR, "conn %llu: cannot set up the connection", (unsigned long long)c->id);
+		conn_free(c);
+		return NULL;
+	}
+	SSL_set_accept_state(c->ssl);
+	ktls_prepare(c->ssl, c->mode);
+	log_debug("conn %llu: accepted from %s", (unsigned long long)c->id, c->peer);
+	conn_set_state(c, CONN_HANDSHAKE);
+	event_add(c->ev_read, NULL);
+	return c;
+}
+
+void conn_shutdown(struct conn *c)
+{
+	switch (c->state) {
+	case CONN_HANDSHAKE:
+	case CONN_KEEPALIVE:
+		conn_free(c);
+		break;
+	case CONN_READ_REQUEST:
+		if (evbuffer_get_length(c->in) == 0)
+			conn_free(c);
+		break;	/* a request on its way: answer it with Connection: close */
+	default:
+		c->keep_alive = false;
+		break;
+	}
+}
+
+void conn_free(struct conn *c)
+{
+	log_debug("conn %llu: closed in %s", (unsigned long long)c->id, state_names[c->state]);
+	if (c->ev_read != NULL)
+		event_free(c->ev_read);
+	if (c->ev_write != NULL)
+		event_free(c->ev_write);
+	if (c->ev_timer != NULL)
+		event_free(c->ev_timer);
+	send_release(c);
+	if (c->pipe[0] != -1) {
+		close(c->pipe[0]);
+		close(c->pipe[1]);
+	}
+	SSL_free(c->ssl);
+	close(c->fd);
+	if (c->in != NULL)
+		evbuffer_free(c->in);
+	free(c->out.buf);
+	TAILQ_REMOVE(&c->srv->conns, c, link);
+	server_conn_closed(c->srv, c);
+	site_unref(c->site);
+	free(c);
+}

@@ -1,0 +1,106 @@
+/* conn.h — one client connection and its state machine.
+ *
+ *   accept ─► HANDSHAKE ─► READ_REQUEST ─► SEND_HEADERS ─► SEND_BODY ─┐
+ *                              ▲   ▲                                  │ keep-alive
+ *                              │   └──── (pipelined bytes buffered) ◄─┤
+ *                              └──────── KEEPALIVE ◄──────────────────┤
+ *                                                                     ▼ close
+ *                                        LINGER (discard input, ≤ 2 s) ─► freed
+ *
+ * The states are in lifecycle order. Every change goes through conn_set_state(), which
+ * also arms the state's timeout, so no state can be waited in forever. The libevent
+ * callbacks only call the driver. */
+#ifndef KTLSD_CONN_H
+#define KTLSD_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/time.h>
+
+#include <event2/event.h>
+#include <event2/buffer.h>
+#include <openssl/ssl.h>
+
+#include "common.h"
+#include "config.h"
+#include "http.h"
+#include "ktls.h"
+
+enum conn_state {
+	CONN_HANDSHAKE,		/* TLS handshake in progress (timeout: handshake) */
+	CONN_READ_REQUEST,	/* reading a request head (timeout: header, from its first byte) */
+	CONN_SEND_HEADERS,	/* response head (maybe with the first body bytes) going out */
+	CONN_SEND_BODY,		/* file body going out through the sender (timeout: send_idle) */
+	CONN_KEEPALIVE,		/* idle between requests (timeout: keepalive) */
+	CONN_LINGER,		/* response done, write side closed, draining input before close */
+	CONN_STATE_MAX
+};
+
+const char *conn_state_name(enum conn_state s);
+
+struct body_sender;
+
+/* A bounded output buffer: response head and, for the copying senders, body bytes. */
+struct conn_out {
+	char *buf;
+	size_t cap, off, len;	/* pending bytes are buf[off..len) */
+	bool sealed;		/* a write was attempted on it: no appending until drained
+				 * (OpenSSL's retry rule for SSL_write) */
+};
+
+struct conn {
+	uint64_t id;
+	struct server *srv;
+	struct site *site;		/* snapshot this connection started with (ref held) */
+	const struct config *cfg;	/* == site->cfg */
+	int fd;
+	SSL *ssl;
+	enum conn_state state;
+	struct event *ev_read, *ev_write, *ev_timer;
+	struct evbuffer *in;		/* decrypted request bytes, bounded by header_bytes */
+	char peer[64];			/* "addr:port" / "[addr]:port" */
+	char peer_addr[48];
+	struct timeval t_accept;
+	struct ktls_state ktls;
+	enum send_mode mode;		/* configured mode */
+	const struct body_sender *sender;	/* effective sender for this connection */
+	TAILQ_ENTRY(conn) link;
+
+	/* the response in flight */
+	struct conn_out out;
+	int file_fd;
+	uint64_t file_off;		/* next file byte to hand to the kernel / read */
+	uint64_t body_left;		/* file bytes not yet taken from the file */
+	int pipe[2];			/* splice sender, created on first use */
+	size_t pipe_len;		/* bytes sitting in the pipe */
+	bool keep_alive;
+	bool closing_after;		/* close (linger) once the response is out */
+	unsigned requests;
+	size_t head_len;		/* request head bytes to drain from in when done */
+	struct timeval t_request;
+	int status;
+	uint64_t resp_head_bytes, resp_body_bytes;	/* of the current response */
+	size_t out_head_left;		/* head bytes still in out (accounting) */
+	uint64_t body_total;		/* body bytes this response should carry */
+	char reqline[256];		/* for the access log */
+	char user_agent[128], referer[128];
+
+	/* totals for the connection (stats) */
+	uint64_t bytes_sent, send_calls, eagain;
+};
+
+/* Take ownership of an accepted, non-blocking socket fd. Returns NULL (fd closed,
+ * reason logged) on failure. */
+struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int salen);
+
+/* Change state: logs at debug, asserts the range, arms the state's timeout. */
+void conn_set_state(struct conn *c, enum conn_state s);
+
+/* Stop now: close the socket, free everything. c is invalid afterwards. */
+void conn_free(struct conn *c);
+
+/* Graceful shutdown: idle connections close now, busy ones after their response. */
+void conn_shutdown(struct conn *c);
+
+#endif

@@ -1,0 +1,329 @@
+/* main.c — command line, start-up order, and the daemon's life.
+ *
+ * Order matters: parse and validate everything (config, certificate, document root)
+ * before binding, bind before dropping privileges, and only then detach, so that every
+ * start-up error reaches the terminal or systemd with a non-zero exit. */
+#include "autoconf.h"
+#include "config.h"
+#include "ktls.h"
+#include "log.h"
+#include "server.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/opensslv.h>
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+#define DEFAULT_CONF SYSCONFDIR "/ktlsd.conf"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: ktlsd [options]\n"
+		"       ktlsd --demo [DIR]\n"
+		"\n"
+		"Serve static files over HTTPS (TLS 1.3), with the record encryption in the kernel\n"
+		"(kTLS) where it can, and per-connection visibility of send stalls.\n"
+		"\n"
+		"  -c, --config FILE      configuration file (default " DEFAULT_CONF ")\n"
+		"  -t, --test             check the configuration (and certificate, root) and exit\n"
+		"      --demo [DIR]       no config needed: self-signed certificate made in memory,\n"
+		"                         serve DIR (default: current directory) on 127.0.0.1:8443\n"
+		"  -l, --listen ADDR:PORT listen here instead (repeatable; [::1]:PORT for IPv6)\n"
+		"  -r, --root DIR         document root\n"
+		"      --cert FILE        certificate chain (PEM)\n"
+		"      --key FILE         private key (PEM)\n"
+		"      --ciphersuites L   TLS 1.3 cipher suites, OpenSSL syntax\n"
+		"  -f, --foreground       do not detach\n"
+		"      --log-level LEVEL  debug, info, notice, warn, error, crit, alert\n"
+		"      --error-log PATH   error log file, or \"stderr\"\n"
+		"      --access-log PATH  access log file, \"stderr\" or \"off\"\n"
+		"      --send-mode MODE   sendfile, splice, write or userspace\n"
+		"      --send-chunk N     most bytes handed to the kernel per send call\n"
+		"      --mss N            TCP_MAXSEG on the listening sockets (0: default)\n"
+		"      --notsent-lowat N  TCP_NOTSENT_LOWAT on connections (0: default)\n"
+		"  -V, --version          print version and build information\n"
+		"  -h, --help             this text\n");
+}
+
+static void version(void)
+{
+	printf("ktlsd %s\n", PACKAGE_VERSION);
+	printf("built with %s, running with %s\n", OPENSSL_VERSION_TEXT,
+	       OpenSSL_version(OPENSSL_VERSION));
+	printf("libevent %s\n", event_get_version());
+}
+
+static long num_arg(const char *opt, const char *s)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || errno != 0 || v < 0) {
+		fprintf(stderr, "ktlsd: %s: \"%s\" is not a non-negative number\n", opt, s);
+		exit(1);
+	}
+	return v;
+}
+
+/* Drop root after binding: set groups, gid, uid, and refuse to go on as root. */
+static int drop_privileges(const struct config *cfg)
+{
+	struct passwd *pw;
+	gid_t gid;
+
+	if (geteuid() != 0 || cfg->user == NULL)
+		return 0;
+	pw = getpwnam(cfg->user);
+	if (pw == NULL) {
+		log_msg(LOG_LEVEL_ALERT, "user \"%s\" does not exist", cfg->user);
+		return -1;
+	}
+	gid = pw->pw_gid;
+	if (cfg->group != NULL) {
+		struct group *gr = getgrnam(cfg->group);
+		if (gr == NULL) {
+			log_msg(LOG_LEVEL_ALERT, "group \"%s\" does not exist", cfg->group);
+			return -1;
+		}
+		gid = gr->gr_gid;
+	}
+	if (setgroups(1, &gid) == -1 || setgid(gid) == -1 || setuid(pw->pw_uid) == -1) {
+		log_msg(LOG_LEVEL_ALERT, "cannot drop privileges to %s: %s", cfg->user, strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0) {
+		log_msg(LOG_LEVEL_ALERT, "privileges could be regained after dropping them; stopping");
+		return -1;
+	}
+	log_msg(LOG_LEVEL_NOTICE, "running as %s (uid %u, gid %u)", cfg->user, (unsigned)pw->pw_uid,
+		(unsigned)gid);
+	return 0;
+}
+
+/* Detach; the parent exits only when the child says it is ready (or failed), so the
+ * exit status of "ktlsd" tells whether the server is up. */
+static int detach(int *ready_fd)
+{
+	int p[2];
+	pid_t pid;
+	char st = 1;
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		return -1;
+	pid = fork();
+	if (pid == -1)
+		return -1;
+	if (pid > 0) {
+		close(p[1]);
+		if (read(p[0], &st, 1) != 1)
+			st = 1;
+		_exit(st);
+	}
+	close(p[0]);
+	setsid();
+	int nul = open("/dev/null", O_RDWR);
+	if (nul != -1) {
+		dup2(nul, STDIN_FILENO);
+		dup2(nul, STDOUT_FILENO);
+		close(nul);
+	}
+	*ready_fd = p[1];
+	return 0;
+}
+
+/* For --demo: a file to put in the printed curl command. */
+static void demo_hint(const struct config *cfg)
+{
+	const struct listen_addr *la = &cfg->listen[0];
+	const char *path = "";
+	DIR *d = opendir(cfg->document_root);
+	struct dirent *e;
+	char url[128];
+
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		if (e->d_type == DT_REG && e->d_name[0] != '.' && strlen(e->d_name) < 64) {
+			path = e->d_name;
+			break;
+		}
+	}
+	if (la->ss.ss_family == AF_INET6 || strncmp(la->text, "0.0.0.0", 7) != 0)
+		snprintf(url, sizeof(url), "https://%s/", la->text);
+	else
+		snprintf(url, sizeof(url), "https://127.0.0.1%s/", strchr(la->text, ':'));
+	printf("ktlsd demo: serving %s on %s with a self-signed certificate (made in memory)\n"
+	       "try:   curl -k %s%s\n"
+	       "stop:  Ctrl-C\n", cfg->document_root, la->text, url, path);
+	fflush(stdout);
+	if (d != NULL)
+		closedir(d);
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_DEMO = 256, OPT_CERT, OPT_KEY, OPT_LOGLEVEL, OPT_SENDMODE, OPT_MSS, OPT_LOWAT,
+	       OPT_CHUNK, OPT_ERRLOG, OPT_ACCLOG, OPT_CIPHERS };
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "test", no_argument, NULL, 't' },
+		{ "demo", no_argument, NULL, OPT_DEMO },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "root", required_argument, NULL, 'r' },
+		{ "cert", required_argument, NULL, OPT_CERT },
+		{ "key", required_argument, NULL, OPT_KEY },
+		{ "ciphersuites", required_argument, NULL, OPT_CIPHERS },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "log-level", required_argument, NULL, OPT_LOGLEVEL },
+		{ "error-log", required_argument, NULL, OPT_ERRLOG },
+		{ "access-log", required_argument, NULL, OPT_ACCLOG },
+		{ "send-mode", required_argument, NULL, OPT_SENDMODE },
+		{ "send-chunk", required_argument, NULL, OPT_CHUNK },
+		{ "mss", required_argument, NULL, OPT_MSS },
+		{ "notsent-lowat", required_argument, NULL, OPT_LOWAT },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct config_overrides ov;
+	const char *file = NULL;
+	bool test = false, foreground = false;
+	char err[512];
+	int opt, ready_fd = -1, rc;
+
+	config_overrides_init(&ov);
+	while ((opt = getopt_long(argc, argv, "c:tl:r:fVh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': file = optarg; break;
+		case 't': test = true; break;
+		case OPT_DEMO: ov.demo = true; break;
+		case 'l':
+			if (ov.nlisten == CONFIG_MAX_LISTEN) {
+				fprintf(stderr, "ktlsd: at most %d --listen\n", CONFIG_MAX_LISTEN);
+				return 1;
+			}
+			ov.listen[ov.nlisten++] = optarg;
+			break;
+		case 'r': ov.root = optarg; break;
+		case OPT_CERT: ov.cert = optarg; break;
+		case OPT_KEY: ov.key = optarg; break;
+		case OPT_CIPHERS: ov.ciphersuites = optarg; break;
+		case 'f': foreground = true; break;
+		case OPT_LOGLEVEL: ov.log_level = optarg; break;
+		case OPT_ERRLOG: ov.error_log = optarg; break;
+		case OPT_ACCLOG: ov.access_log = optarg; break;
+		case OPT_SENDMODE: ov.send_mode = optarg; break;
+		case OPT_CHUNK: ov.send_chunk = num_arg("--send-chunk", optarg); break;
+		case OPT_MSS: ov.mss = num_arg("--mss", optarg); break;
+		case OPT_LOWAT: ov.notsent_lowat = num_arg("--notsent-lowat", optarg); break;
+		case 'V': version(); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 1;
+		}
+	}
+	if (ov.demo && optind < argc)
+		ov.demo_dir = argv[optind++];
+	if (optind < argc) {
+		fprintf(stderr, "ktlsd: unexpected argument \"%s\" (see --help)\n", argv[optind]);
+		return 1;
+	}
+	if ((ov.cert == NULL) != (ov.key == NULL)) {
+		fprintf(stderr, "ktlsd: --cert and --key go together\n");
+		return 1;
+	}
+	if (file == NULL && !ov.demo)
+		file = DEFAULT_CONF;
+	if (ov.demo)
+		foreground = true;
+
+	struct config *cfg = config_load(file, &ov, err, sizeof(err));
+	if (cfg == NULL) {
+		fprintf(stderr, "ktlsd: %s\n", err);
+		if (test)
+			fprintf(stderr, "ktlsd: configuration test failed\n");
+		return 1;
+	}
+	struct site *site = site_new(cfg, err, sizeof(err));
+	config_unref(cfg);
+	if (site == NULL) {
+		fprintf(stderr, "ktlsd: %s\n", err);
+		if (test)
+			fprintf(stderr, "ktlsd: configuration test failed\n");
+		return 1;
+	}
+	if (test) {
+		printf("ktlsd: configuration %s is ok\n", file ? file : "(demo)");
+		site_unref(site);
+		return 0;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	log_set_level((enum log_level)site->cfg->log.level);
+	if (log_open(site->cfg->log.error, site->cfg->log.access, err, sizeof(err)) == -1) {
+		fprintf(stderr, "ktlsd: %s\n", err);
+		site_unref(site);
+		return 1;
+	}
+	ktls_probe();
+	if (ktls_kernel_available())
+		log_msg(LOG_LEVEL_NOTICE, "kTLS: available (%s)", ktls_kernel_reason());
+	else
+		log_msg(LOG_LEVEL_WARN, "kTLS: unavailable: %s; every send mode falls back to "
+			"userspace TLS", ktls_kernel_reason());
+
+	struct config *run_cfg = config_ref(site->cfg);
+	struct server *srv = server_new(site, err, sizeof(err));
+	if (srv == NULL) {
+		log_msg(LOG_LEVEL_ALERT, "%s", err);
+		config_unref(run_cfg);
+		log_close();
+		return 1;
+	}
+	srv->config_file = file;
+	srv->overrides = &ov;
+	if (drop_privileges(run_cfg) == -1) {
+		server_free(srv);
+		config_unref(run_cfg);
+		log_close();
+		return 1;
+	}
+	if (!foreground && detach(&ready_fd) == -1) {
+		log_msg(LOG_LEVEL_ALERT, "cannot detach: %s", strerror(errno));
+		server_free(srv);
+		config_unref(run_cfg);
+		return 1;
+	}
+	for (size_t i = 0; i < run_cfg->nlisten; i++)
+		log_msg(LOG_LEVEL_NOTICE, "listening on %s (send mode %s%s)", run_cfg->listen[i].text,
+			send_mode_name(run_cfg->send.mode), run_cfg->demo ? ", demo" : "");
+	if (run_cfg->demo)
+		demo_hint(run_cfg);
+	if (ready_fd != -1) {
+		char ok = 0;
+		if (write(ready_fd, &ok, 1) != 1)
+			log_msg(LOG_LEVEL_WARN, "could not tell the parent process we are up");
+		close(ready_fd);
+	}
+	config_unref(run_cfg);
+	rc = server_run(srv);
+	log_msg(LOG_LEVEL_NOTICE, "exiting (%llu connections served)",
+		(unsigned long long)srv->n.accepted);
+	server_free(srv);
+	log_close();
+	return rc;
+}

@@ -1,0 +1,236 @@
+/* send.c — see send.h. */
+#include "autoconf.h"
+#include "send.h"
+#include "conn.h"
+#include "log.h"
+#include "tls.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum io_result io_from_errno(int e)
+{
+	switch (e) {
+	case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+	case EWOULDBLOCK:
+#endif
+	case EINTR:
+		return IO_AGAIN;
+	case EPIPE:
+	case ECONNRESET:
+	case ENOTCONN:
+	case ETIMEDOUT:
+	case ECONNABORTED:
+		return IO_PEER_GONE;
+	default:
+		return IO_ERROR;
+	}
+}
+
+/* A short read or a 0 from sendfile/splice while the response promised more bytes:
+ * the file shrank under us. Nothing correct can follow; close (nginx does the same). */
+static enum io_result truncated(struct conn *c)
+{
+	log_msg(LOG_LEVEL_ERROR, "conn %llu: file truncated while sending \"%s\" at offset %llu",
+		(unsigned long long)c->id, c->reqline, (unsigned long long)c->file_off);
+	return IO_ERROR;
+}
+
+static enum io_result transport_write(struct conn *c, const char *p, size_t len, bool more,
+				      size_t *sent, int *want_write)
+{
+	ssize_t n;
+
+	c->send_calls++;
+	if (!c->ktls.tx)
+		return tls_write(c->ssl, p, len, sent, want_write);
+	*want_write = 1;
+	n = send(c->fd, p, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+	if (n >= 0) {
+		*sent = (size_t)n;
+		return IO_OK;
+	}
+	return io_from_errno(errno);
+}
+
+enum io_result send_flush_out(struct conn *c, bool more, size_t *sent, int *want_write)
+{
+	struct conn_out *o = &c->out;
+	enum io_result r;
+
+	*sent = 0;
+	o->sealed = true;
+	r = transport_write(c, o->buf + o->off, o->len - o->off, more, sent, want_write);
+	if (r == IO_OK) {
+		size_t h = *sent < c->out_head_left ? *sent : c->out_head_left;
+		c->out_head_left -= h;
+		c->resp_head_bytes += h;
+		c->resp_body_bytes += *sent - h;
+		o->off += *sent;
+		if (o->off == o->len) {
+			o->off = o->len = 0;
+			o->sealed = false;
+		}
+	} else if (r == IO_AGAIN) {
+		c->eagain++;
+	}
+	return r;
+}
+
+bool send_pending(const struct conn *c)
+{
+	return c->out.len > c->out.off || c->pipe_len > 0 || c->body_left > 0;
+}
+
+/* Append up to max file bytes to c->out (copying senders). */
+static enum io_result fill_out(struct conn *c, size_t max)
+{
+	struct conn_out *o = &c->out;
+	size_t room = o->cap - o->len;
+	ssize_t n;
+
+	if (o->sealed || c->body_left == 0 || room == 0)
+		return IO_OK;
+	if (room > max)
+		room = max;
+	if (room > c->body_left)
+		room = (size_t)c->body_left;
+	n = pread(c->file_fd, o->buf + o->len, room, (off_t)c->file_off);
+	if (n == -1) {
+		log_msg(LOG_LEVEL_ERROR, "conn %llu: read error on \"%s\": %s",
+			(unsigned long long)c->id, c->reqline, strerror(errno));
+		return IO_ERROR;
+	}
+	if (n == 0)
+		return truncated(c);
+	o->len += (size_t)n;
+	c->file_off += (uint64_t)n;
+	c->body_left -= (uint64_t)n;
+	return IO_OK;
+}
+
+/* write and userspace: pread into c->out, then write(2) on the kTLS socket or
+ * SSL_write_ex — the transport is what differs, and transport_write() picks it. */
+static enum io_result send_copy(struct conn *c, size_t max, size_t *sent)
+{
+	int want_write;
+	enum io_result r = fill_out(c, max);
+
+	*sent = 0;
+	if (r != IO_OK)
+		return r;
+	if (c->out.len == c->out.off)
+		return IO_OK;
+	r = send_flush_out(c, false, sent, &want_write);
+	return r;
+}
+
+static enum io_result send_sendfile(struct conn *c, size_t max, size_t *sent)
+{
+	off_t off = (off_t)c->file_off;
+	size_t len = max < c->body_left ? max : (size_t)c->body_left;
+	ssize_t n;
+
+	*sent = 0;
+	c->send_calls++;
+	n = sendfile(c->fd, c->file_fd, &off, len);
+	if (n == -1) {
+		enum io_result r = io_from_errno(errno);
+		if (r == IO_AGAIN)
+			c->eagain++;
+		else if (r == IO_ERROR)
+			log_msg(LOG_LEVEL_ERROR, "conn %llu: sendfile: %s", (unsigned long long)c->id,
+				strerror(errno));
+		return r;
+	}
+	if (n == 0)
+		return truncated(c);
+	c->file_off += (uint64_t)n;
+	c->body_left -= (uint64_t)n;
+	c->resp_body_bytes += (uint64_t)n;
+	*sent = (size_t)n;
+	return IO_OK;
+}
+
+static enum io_result send_splice(struct conn *c, size_t max, size_t *sent)
+{
+	ssize_t n;
+
+	*sent = 0;
+	if (c->pipe[0] == -1) {
+		if (pipe2(c->pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
+			log_msg(LOG_LEVEL_ERROR, "conn %llu: pipe2: %s", (unsigned long long)c->id,
+				strerror(errno));
+			c->pipe[0] = c->pipe[1] = -1;
+			return IO_ERROR;
+		}
+	}
+	if (c->pipe_len == 0 && c->body_left > 0) {
+		loff_t off = (loff_t)c->file_off;
+		size_t len = max < c->body_left ? max : (size_t)c->body_left;
+		n = splice(c->file_fd, &off, c->pipe[1], NULL, len, SPLICE_F_NONBLOCK);
+		if (n == -1) {
+			log_msg(LOG_LEVEL_ERROR, "conn %llu: splice from file: %s",
+				(unsigned long long)c->id, strerror(errno));
+			return IO_ERROR;
+		}
+		if (n == 0)
+			return truncated(c);
+		c->pipe_len = (size_t)n;
+		c->file_off += (uint64_t)n;
+		c->body_left -= (uint64_t)n;
+	}
+	c->send_calls++;
+	n = splice(c->pipe[0], NULL, c->fd, NULL, c->pipe_len,
+		   SPLICE_F_NONBLOCK | (c->body_left > 0 ? SPLICE_F_MORE : 0));
+	if (n == -1) {
+		enum io_result r = io_from_errno(errno);
+		if (r == IO_AGAIN)
+			c->eagain++;
+		else if (r == IO_ERROR)
+			log_msg(LOG_LEVEL_ERROR, "conn %llu: splice to socket: %s",
+				(unsigned long long)c->id, strerror(errno));
+		return r;
+	}
+	c->pipe_len -= (size_t)n;
+	c->resp_body_bytes += (uint64_t)n;
+	*sent = (size_t)n;
+	return IO_OK;
+}
+
+static const struct body_sender senders[SEND_MODE_MAX] = {
+	[SEND_MODE_SENDFILE] = { "sendfile", SEND_MODE_SENDFILE, true, false, send_sendfile },
+	[SEND_MODE_SPLICE] = { "splice", SEND_MODE_SPLICE, true, false, send_splice },
+	[SEND_MODE_WRITE] = { "write", SEND_MODE_WRITE, true, true, send_copy },
+	[SEND_MODE_USERSPACE] = { "userspace", SEND_MODE_USERSPACE, false, true, send_copy },
+};
+
+const struct body_sender *send_pick(enum send_mode mode, bool ktls_tx)
+{
+	if (mode >= SEND_MODE_MAX || (senders[mode].needs_ktls && !ktls_tx))
+		return &senders[SEND_MODE_USERSPACE];
+	return &senders[mode];
+}
+
+void send_release(struct conn *c)
+{
+	if (c->file_fd != -1) {
+		close(c->file_fd);
+		c->file_fd = -1;
+	}
+	if (c->pipe_len > 0) {
+		/* bytes left in the pipe belong to an aborted response: drop the pipe */
+		close(c->pipe[0]);
+		close(c->pipe[1]);
+		c->pipe[0] = c->pipe[1] = -1;
+		c->pipe_len = 0;
+	}
+	c->body_left = 0;
+	c->out.off = c->out.len = 0;
+	c->out.sealed = false;
+}

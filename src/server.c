@@ -1,0 +1,333 @@
+/* server.c — see server.h. */
+#include "autoconf.h"
+#include "server.h"
+#include "conn.h"
+#include "log.h"
+#include "mime.h"
+#include "tls.h"
+#include "file.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- site ------------------------------------------------------------- */
+
+struct site *site_new(struct config *cfg, char *err, size_t errlen)
+{
+	struct site *s = calloc(1, sizeof(*s));
+
+	if (s == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->refs = 1;
+	s->cfg = config_ref(cfg);
+	s->rootfd = file_open_root(cfg->document_root);
+	if (s->rootfd == -1) {
+		snprintf(err, errlen, "document_root \"%s\": %s", cfg->document_root, strerror(errno));
+		goto fail;
+	}
+	s->ssl_ctx = tls_ctx_new(cfg, err, errlen);
+	if (s->ssl_ctx == NULL)
+		goto fail;
+	s->mime = mime_load(cfg->mime_types, err, errlen);
+	if (s->mime == NULL)
+		goto fail;
+	return s;
+fail:
+	site_unref(s);
+	return NULL;
+}
+
+struct site *site_ref(struct site *s)
+{
+	s->refs++;
+	return s;
+}
+
+void site_unref(struct site *s)
+{
+	if (s == NULL || --s->refs > 0)
+		return;
+	if (s->rootfd >= 0)
+		close(s->rootfd);
+	SSL_CTX_free(s->ssl_ctx);
+	mime_free(s->mime);
+	config_unref(s->cfg);
+	free(s);
+}
+
+/* ---- listeners -------------------------------------------------------- */
+
+static void listeners_enable(struct server *srv, bool on)
+{
+	for (size_t i = 0; i < srv->nlisteners; i++)
+		if (on)
+			evconnlistener_enable(srv->listeners[i]);
+		else
+			evconnlistener_disable(srv->listeners[i]);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+		      int salen, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)l;
+	if (srv->stopping) {
+		close(fd);
+		return;
+	}
+	srv->n.accepted++;
+	if (conn_new(srv, fd, sa, salen) == NULL)
+		return;
+	if (srv->nconns >= srv->site->cfg->max_connections) {
+		/* at the limit: leave new clients in the kernel backlog, like nginx does */
+		log_msg(LOG_LEVEL_WARN, "max_connections (%u) reached; pausing accept",
+			srv->site->cfg->max_connections);
+		listeners_enable(srv, false);
+	}
+}
+
+static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	if (!srv->stopping && srv->nconns < srv->site->cfg->max_connections)
+		listeners_enable(srv, true);
+}
+
+/* accept() failed: out of fds (EMFILE/ENFILE) is the case that matters. Pause accepting
+ * for a second instead of spinning on a listener that stays readable. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct server *srv = arg;
+	int e = EVUTIL_SOCKET_ERROR();
+	struct timeval one = { 1, 0 };
+
+	(void)l;
+	log_msg(LOG_LEVEL_ERROR, "accept: %s; pausing accept for 1 s", strerror(e));
+	listeners_enable(srv, false);
+	evtimer_add(srv->ev_accept_retry, &one);
+}
+
+static int bind_one(const struct listen_addr *la, const struct config *cfg, char *err,
+		    size_t errlen)
+{
+	int one = 1;
+	int fd = socket(la->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd == -1) {
+		snprintf(err, errlen, "listen %s: socket: %s", la->text, strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (la->ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	/* Set on the listener so every accepted socket inherits it before its SYN-ACK:
+	 * the MSS is negotiated in the handshake, setting it later changes nothing. */
+	if (cfg->send.mss > 0 &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &cfg->send.mss, sizeof(cfg->send.mss)) == -1) {
+		snprintf(err, errlen, "listen %s: TCP_MAXSEG %d: %s", la->text, cfg->send.mss,
+			 strerror(errno));
+		goto fail;
+	}
+	if (bind(fd, (const struct sockaddr *)&la->ss, la->len) == -1) {
+		snprintf(err, errlen, "listen %s: bind: %s", la->text, strerror(errno));
+		goto fail;
+	}
+	if (listen(fd, 511) == -1) {
+		snprintf(err, errlen, "listen %s: listen: %s", la->text, strerror(errno));
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+/* ---- signals, stop, reload -------------------------------------------- */
+
+static void stop_now(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	if (srv->nconns > 0)
+		log_msg(LOG_LEVEL_NOTICE, "shutdown timeout: closing %u connection(s)", srv->nconns);
+	while (!TAILQ_EMPTY(&srv->conns))
+		conn_free(TAILQ_FIRST(&srv->conns));
+	event_base_loopexit(srv->base, NULL);
+}
+
+static void server_stop(struct server *srv, int sig)
+{
+	struct timeval tv;
+	unsigned ms = srv->site->cfg->timeouts.shutdown;
+
+	if (srv->stopping)
+		return;
+	srv->stopping = true;
+	log_msg(LOG_LEVEL_NOTICE, "%s received: stopping (%u connection(s), up to %u ms)",
+		strsignal(sig), srv->nconns, ms);
+	for (size_t i = 0; i < srv->nlisteners; i++)
+		evconnlistener_free(srv->listeners[i]);
+	srv->nlisteners = 0;
+	for (struct conn *c = TAILQ_FIRST(&srv->conns), *next; c != NULL; c = next) {
+		next = TAILQ_NEXT(c, link);
+		conn_shutdown(c);
+	}
+	if (srv->nconns == 0) {
+		event_base_loopexit(srv->base, NULL);
+		return;
+	}
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(srv->ev_stop_timer, &tv);
+}
+
+static void server_reload(struct server *srv)
+{
+	char err[512];
+	struct config *cfg;
+	struct site *site;
+
+	log_msg(LOG_LEVEL_NOTICE, "SIGHUP: reloading %s", srv->config_file ? srv->config_file : "(no file)");
+	cfg = config_load(srv->config_file, srv->overrides, err, sizeof(err));
+	if (cfg == NULL) {
+		log_msg(LOG_LEVEL_ERROR, "reload failed, keeping the running configuration: %s", err);
+		return;
+	}
+	site = site_new(cfg, err, sizeof(err));
+	config_unref(cfg);
+	if (site == NULL) {
+		log_msg(LOG_LEVEL_ERROR, "reload failed, keeping the running configuration: %s", err);
+		return;
+	}
+	if (log_open(site->cfg->log.error, site->cfg->log.access, err, sizeof(err)) == -1)
+		log_msg(LOG_LEVEL_ERROR, "reload: %s (keeping the old log files)", err);
+	log_set_level((enum log_level)site->cfg->log.level);
+	site_unref(srv->site);
+	srv->site = site;
+	log_msg(LOG_LEVEL_NOTICE, "reloaded; new connections use the new configuration "
+		"(listen addresses and MSS apply to listeners only after a restart)");
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *srv = arg;
+	char err[256];
+
+	(void)what;
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+	case SIGQUIT:
+		server_stop(srv, (int)sig);
+		break;
+	case SIGHUP:
+		server_reload(srv);
+		break;
+	case SIGUSR1:	/* logrotate: reopen the log files */
+		if (log_open(srv->site->cfg->log.error, srv->site->cfg->log.access, err, sizeof(err)))
+			log_msg(LOG_LEVEL_ERROR, "SIGUSR1: %s", err);
+		else
+			log_msg(LOG_LEVEL_NOTICE, "SIGUSR1: log files reopened");
+		break;
+	}
+}
+
+/* ---- life cycle ------------------------------------------------------- */
+
+struct server *server_new(struct site *site, char *err, size_t errlen)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1 };
+	struct server *srv = calloc(1, sizeof(*srv));
+	const struct config *cfg = site->cfg;
+
+	if (srv == NULL) {
+		site_unref(site);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	srv->site = site;
+	TAILQ_INIT(&srv->conns);
+	srv->base = event_base_new();
+	if (srv->base == NULL) {
+		snprintf(err, errlen, "event_base_new failed");
+		goto fail;
+	}
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		int fd = bind_one(&cfg->listen[i], cfg, err, errlen);
+		if (fd == -1)
+			goto fail;
+		srv->listeners[i] = evconnlistener_new(srv->base, on_accept, srv,
+						       LEV_OPT_CLOSE_ON_FREE, 0, fd);
+		if (srv->listeners[i] == NULL) {
+			close(fd);
+			snprintf(err, errlen, "listen %s: evconnlistener_new failed", cfg->listen[i].text);
+			goto fail;
+		}
+		evconnlistener_set_error_cb(srv->listeners[i], on_accept_error);
+		srv->nlisteners++;
+	}
+	for (size_t i = 0; i < KTLSD_ARRAY_LEN(sigs); i++) {
+		srv->ev_signals[i] = evsignal_new(srv->base, sigs[i], on_signal, srv);
+		evsignal_add(srv->ev_signals[i], NULL);
+	}
+	srv->ev_stop_timer = evtimer_new(srv->base, stop_now, srv);
+	srv->ev_accept_retry = evtimer_new(srv->base, on_accept_retry, srv);
+	return srv;
+fail:
+	server_free(srv);
+	return NULL;
+}
+
+int server_run(struct server *srv)
+{
+	event_base_dispatch(srv->base);
+	return srv->exit_code;
+}
+
+void server_conn_closed(struct server *srv, struct conn *c)
+{
+	(void)c;
+	srv->nconns--;
+	srv->n.closed++;
+	if (srv->stopping) {
+		if (srv->nconns == 0)
+			event_base_loopexit(srv->base, NULL);
+		return;
+	}
+	if (srv->nconns + 1 == srv->site->cfg->max_connections)
+		listeners_enable(srv, true);
+}
+
+void server_free(struct server *srv)
+{
+	if (srv == NULL)
+		return;
+	while (!TAILQ_EMPTY(&srv->conns))
+		conn_free(TAILQ_FIRST(&srv->conns));
+	for (size_t i = 0; i < srv->nlisteners; i++)
+		evconnlistener_free(srv->listeners[i]);
+	for (size_t i = 0; i < KTLSD_ARRAY_LEN(srv->ev_signals); i++)
+		if (srv->ev_signals[i] != NULL)
+			event_free(srv->ev_signals[i]);
+	if (srv->ev_stop_timer != NULL)
+		event_free(srv->ev_stop_timer);
+	if (srv->ev_accept_retry != NULL)
+		event_free(srv->ev_accept_retry);
+	if (srv->base != NULL)
+		event_base_free(srv->base);
+	site_unref(srv->site);
+	free(srv);
+}

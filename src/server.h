@@ -1,0 +1,68 @@
+/* server.h — the event loop, listeners, the site snapshot, signals and reload. */
+#ifndef KTLSD_SERVER_H
+#define KTLSD_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/ssl.h>
+
+#include "common.h"
+#include "config.h"
+
+/* Everything built from one configuration snapshot. Connections hold a reference, so a
+ * reload never changes the settings under a response in flight. */
+struct site {
+	int refs;
+	struct config *cfg;
+	SSL_CTX *ssl_ctx;
+	struct mime_table *mime;
+	int rootfd;		/* O_PATH directory fd of document_root */
+};
+
+/* Build a site from cfg (takes a reference on cfg). NULL with err on failure: certificate
+ * or key unreadable, document root missing, ... */
+struct site *site_new(struct config *cfg, char *err, size_t errlen);
+struct site *site_ref(struct site *s);
+void site_unref(struct site *s);
+
+struct server_counters {
+	uint64_t accepted, closed, requests, handshakes_failed, timeouts;
+	uint64_t ktls_tx, ktls_fallback, bytes_sent;
+	uint64_t aborted;	/* responses cut short: peer gone, I/O error, truncated file */
+};
+
+struct server {
+	struct event_base *base;
+	struct site *site;		/* current: new connections use it */
+	struct evconnlistener *listeners[CONFIG_MAX_LISTEN];
+	size_t nlisteners;
+	struct event *ev_signals[5];
+	struct event *ev_stop_timer, *ev_accept_retry;
+	TAILQ_HEAD(conn_list, conn) conns;
+	unsigned nconns;
+	uint64_t next_conn_id;
+	bool stopping;
+	int exit_code;
+	const char *config_file;	/* for reload; NULL with --demo */
+	const struct config_overrides *overrides;
+	struct server_counters n;
+};
+
+/* Create the loop, bind every listener of site->cfg (TCP_MAXSEG set before listen so
+ * accepted sockets inherit it). Returns NULL with err on failure. Takes the site. */
+struct server *server_new(struct site *site, char *err, size_t errlen);
+
+/* Run until stopped; returns the exit code (0 after a graceful stop). */
+int server_run(struct server *srv);
+
+void server_free(struct server *srv);
+
+/* Called by conn_free(): one connection fewer (re-enables accepting at the limit, and
+ * ends the loop when stopping and none is left). */
+void server_conn_closed(struct server *srv, struct conn *c);
+
+#endif

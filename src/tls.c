@@ -1,0 +1,216 @@
+/* tls.c — see tls.h. */
+#include "autoconf.h"
+#include "tls.h"
+#include "config.h"
+#include "log.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
+
+/* ALPN wire format: length-prefixed protocol names. */
+static const unsigned char alpn_http11[] = "\x08http/1.1";
+
+/* ALPN: we speak HTTP/1.1 only. A client that offers ALPN without http/1.1 (only "h2")
+ * gets a fatal no_application_protocol alert, as RFC 7301 §3.2 asks, rather than an
+ * HTTP/1.1 answer it would not understand. No ALPN at all is fine (openssl s_client). */
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+		       const unsigned char *in, unsigned int inlen, void *arg)
+{
+	unsigned char *sel;
+
+	if (SSL_select_next_proto(&sel, outlen, alpn_http11, sizeof(alpn_http11) - 1, in, inlen) !=
+	    OPENSSL_NPN_NEGOTIATED)
+		return SSL_TLSEXT_ERR_ALERT_FATAL;
+	*out = sel;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+/* An in-memory self-signed certificate for --demo: nothing to create on disk, nothing to
+ * clean up, and a new key every start. */
+static int demo_cert(SSL_CTX *ctx, char *err, size_t errlen)
+{
+	EVP_PKEY *pkey = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	X509_NAME *name;
+	X509_EXTENSION *ext = NULL;
+	X509V3_CTX v3;
+	int ok = 0;
+
+	if (pkey == NULL || x == NULL)
+		goto out;
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), (long)(time(NULL) & 0x7fffffff));
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 30L * 24 * 3600);
+	X509_set_pubkey(x, pkey);
+	name = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1, 0);
+	X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"ktlsd demo", -1, -1, 0);
+	X509_set_issuer_name(x, name);
+	X509V3_set_ctx_nodb(&v3);
+	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name,
+				  "DNS:localhost,IP:127.0.0.1,IP:::1");
+	if (ext == NULL || !X509_add_ext(x, ext, -1))
+		goto out;
+	if (!X509_sign(x, pkey, EVP_sha256()))
+		goto out;
+	if (SSL_CTX_use_certificate(ctx, x) != 1 || SSL_CTX_use_PrivateKey(ctx, pkey) != 1)
+		goto out;
+	ok = 1;
+out:
+	if (!ok) {
+		snprintf(err, errlen, "cannot make the demo certificate: %s",
+			 ERR_reason_error_string(ERR_peek_last_error()));
+		ERR_clear_error();
+	}
+	X509_EXTENSION_free(ext);
+	X509_free(x);
+	EVP_PKEY_free(pkey);
+	return ok ? 0 : -1;
+}
+
+static int load_cert(SSL_CTX *ctx, const struct config *c, char *err, size_t errlen)
+{
+	if (SSL_CTX_use_certificate_chain_file(ctx, c->tls.certificate) != 1) {
+		snprintf(err, errlen, "cannot load certificate \"%s\": %s", c->tls.certificate,
+			 ERR_reason_error_string(ERR_peek_last_error()));
+		return -1;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, c->tls.private_key, SSL_FILETYPE_PEM) != 1) {
+		snprintf(err, errlen, "cannot load private key \"%s\": %s", c->tls.private_key,
+			 ERR_reason_error_string(ERR_peek_last_error()));
+		return -1;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		snprintf(err, errlen, "private key \"%s\" does not match certificate \"%s\"",
+			 c->tls.private_key, c->tls.certificate);
+		return -1;
+	}
+	return 0;
+}
+
+SSL_CTX *tls_ctx_new(const struct config *c, char *err, size_t errlen)
+{
+	SSL_CTX *ctx;
+
+	ERR_clear_error();
+	ctx = SSL_CTX_new(TLS_server_method());
+	if (ctx == NULL) {
+		snprintf(err, errlen, "SSL_CTX_new failed");
+		return NULL;
+	}
+	/* TLS 1.3 only: kTLS TX in OpenSSL 3.0 and the product's measurements are about
+	 * TLS 1.3 records; older versions are refused at the handshake. */
+	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+	SSL_CTX_set_max_proto_version(ctx, 0);
+	/* Free the 16 KiB+ read/write buffers of idle connections: keep-alive memory. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+			      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* A client closing without close_notify after a complete response is common (curl
+	 * does it); treat it as a normal EOF rather than an error worth logging. */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+	if (c->tls.ciphersuites != NULL && SSL_CTX_set_ciphersuites(ctx, c->tls.ciphersuites) != 1) {
+		snprintf(err, errlen, "tls.ciphersuites: \"%s\" names no usable TLS 1.3 suite",
+			 c->tls.ciphersuites);
+		goto fail;
+	}
+	if (c->tls.certificate != NULL) {
+		if (load_cert(ctx, c, err, errlen))
+			goto fail;
+	} else if (demo_cert(ctx, err, errlen)) {
+		goto fail;
+	}
+	return ctx;
+fail:
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+/* Map the result of an SSL_* call to io_result, in one place. */
+static enum io_result map_ssl(SSL *ssl, int ret, int *want_write, const char *what)
+{
+	int e = SSL_get_error(ssl, ret);
+
+	*want_write = 0;
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+		return IO_AGAIN;
+	case SSL_ERROR_WANT_WRITE:
+		*want_write = 1;
+		return IO_AGAIN;
+	case SSL_ERROR_ZERO_RETURN:
+		return IO_PEER_GONE;
+	case SSL_ERROR_SYSCALL:
+		if (errno == EAGAIN || errno == EINTR) {
+			ERR_clear_error();
+			return IO_AGAIN;
+		}
+		log_debug("%s: syscall error: %s", what, errno ? strerror(errno) : "unexpected EOF");
+		ERR_clear_error();
+		return IO_PEER_GONE;
+	case SSL_ERROR_SSL:
+		if (log_get_level() >= LOG_LEVEL_INFO)
+			log_openssl(LOG_LEVEL_INFO, what);
+		ERR_clear_error();
+		return IO_ERROR;
+	default:
+		ERR_clear_error();
+		return IO_ERROR;
+	}
+}
+
+enum io_result tls_handshake(SSL *ssl, int *want_write)
+{
+	int r;
+
+	ERR_clear_error();
+	errno = 0;
+	r = SSL_do_handshake(ssl);
+	if (r == 1) {
+		*want_write = 0;
+		return IO_OK;
+	}
+	return map_ssl(ssl, r, want_write, "TLS handshake");
+}
+
+enum io_result tls_read(SSL *ssl, void *buf, size_t len, size_t *n, int *want_write)
+{
+	int r;
+
+	ERR_clear_error();
+	errno = 0;
+	r = SSL_read_ex(ssl, buf, len, n);
+	if (r == 1) {
+		*want_write = 0;
+		return IO_OK;
+	}
+	return map_ssl(ssl, r, want_write, "TLS read");
+}
+
+enum io_result tls_write(SSL *ssl, const void *buf, size_t len, size_t *n, int *want_write)
+{
+	int r;
+
+	ERR_clear_error();
+	errno = 0;
+	r = SSL_write_ex(ssl, buf, len, n);
+	if (r == 1) {
+		*want_write = 0;
+		return IO_OK;
+	}
+	return map_ssl(ssl, r, want_write, "TLS write");
+}
+
+const char *tls_cipher_name(const SSL *ssl)
+{
+	const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+
+	return c ? SSL_CIPHER_get_name(c) : "-";
+}
