@@ -14,7 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *mode_names[SEND_MODE_MAX] = { "sendfile", "splice", "write", "userspace" };
+static const char *mode_names[SEND_MODE_MAX] = { "sendfile", "splice", "write", "userspace",
+	"auto" };
 
 int send_mode_parse(const char *s)
 {
@@ -35,6 +36,7 @@ void config_overrides_init(struct config_overrides *ov)
 	ov->mss = -1;
 	ov->notsent_lowat = -1;
 	ov->send_chunk = -1;
+	ov->stall_threshold_ms = -1;
 }
 
 int config_parse_listen(const char *s, struct listen_addr *la, char *err, size_t errlen)
@@ -253,7 +255,10 @@ static int load_listen(struct loader *ld, const config_setting_t *root, struct c
 static int load_file(struct loader *ld, const config_setting_t *root, struct config *c)
 {
 	static const char *const top[] = { "listen", "document_root", "index", "mime_types", "user",
-		"group", "max_connections", "tls", "timeouts", "limits", "log", "send", NULL };
+		"group", "max_connections", "tls", "timeouts", "limits", "log", "send", "stall", "stats",
+		NULL };
+	static const char *const stl[] = { "threshold_ms", NULL };
+	static const char *const sts[] = { "listen", "recent", NULL };
 	static const char *const tls[] = { "certificate", "private_key", "ciphersuites", NULL };
 	static const char *const tmo[] = { "handshake", "header", "keepalive", "send_idle",
 		"shutdown", NULL };
@@ -339,7 +344,7 @@ static int load_file(struct loader *ld, const config_setting_t *root, struct con
 			free(mode);
 			if (m < 0)
 				return fail_at(ld, config_setting_get_member(g, "mode"),
-					       "mode: must be one of sendfile, splice, write, userspace");
+					       "mode: must be one of sendfile, splice, write, userspace, auto");
 			c->send.mode = (enum send_mode)m;
 		}
 		v = (long long)c->send.chunk;
@@ -357,6 +362,33 @@ static int load_file(struct loader *ld, const config_setting_t *root, struct con
 		if (get_uint(ld, g, "notsent_lowat", 0, INT_MAX, &v))
 			return -1;
 		c->send.notsent_lowat = (int)v;
+	}
+	if (rc)
+		return -1;
+	if ((g = group(ld, root, "stall", stl, &rc)) != NULL) {
+		v = c->stall.threshold_ms;
+		if (get_uint(ld, g, "threshold_ms", 100, 3600000, &v))
+			return -1;
+		c->stall.threshold_ms = (unsigned)v;
+	}
+	if (rc)
+		return -1;
+	if ((g = group(ld, root, "stats", sts, &rc)) != NULL) {
+		char *l = NULL;
+		char msg[160];
+		if (get_string(ld, g, "listen", &l))
+			return -1;
+		if (l != NULL) {
+			int bad = config_parse_listen(l, &c->stats.listen, msg, sizeof(msg));
+			free(l);
+			if (bad)
+				return fail_at(ld, config_setting_get_member(g, "listen"), "listen: %s", msg);
+			c->stats.enabled = true;
+		}
+		v = c->stats.recent;
+		if (get_uint(ld, g, "recent", 0, 100000, &v))
+			return -1;
+		c->stats.recent = (unsigned)v;
 	}
 	return rc;
 }
@@ -395,7 +427,7 @@ static int apply_overrides(struct loader *ld, struct config *c, const struct con
 		int m = send_mode_parse(ov->send_mode);
 		if (m < 0)
 			return snprintf(ld->err, ld->errlen,
-					"--send-mode: must be one of sendfile, splice, write, userspace"), -1;
+					"--send-mode: must be one of sendfile, splice, write, userspace, auto"), -1;
 		c->send.mode = (enum send_mode)m;
 	}
 	if (ov->mss >= 0) {
@@ -412,6 +444,16 @@ static int apply_overrides(struct loader *ld, struct config *c, const struct con
 		if (ov->send_chunk < 4096 || ov->send_chunk > (64 << 20))
 			return snprintf(ld->err, ld->errlen, "--send-chunk: 4096..67108864"), -1;
 		c->send.chunk = (size_t)ov->send_chunk;
+	}
+	if (ov->stall_threshold_ms >= 0) {
+		if (ov->stall_threshold_ms < 100 || ov->stall_threshold_ms > 3600000)
+			return snprintf(ld->err, ld->errlen, "--stall-threshold: 100..3600000 ms"), -1;
+		c->stall.threshold_ms = (unsigned)ov->stall_threshold_ms;
+	}
+	if (ov->stats_listen != NULL) {
+		if (config_parse_listen(ov->stats_listen, &c->stats.listen, msg, sizeof(msg)))
+			return snprintf(ld->err, ld->errlen, "--stats-listen: %s", msg), -1;
+		c->stats.enabled = true;
 	}
 	if (ov->demo) {
 		c->demo = true;
@@ -440,6 +482,8 @@ static void set_defaults(struct config *c)
 	c->log.level = LOG_LEVEL_NOTICE;
 	c->send.mode = SEND_MODE_SENDFILE;
 	c->send.chunk = 64 * 1024;
+	c->stall.threshold_ms = 1000;
+	c->stats.recent = 64;
 }
 
 static int validate(struct loader *ld, struct config *c)

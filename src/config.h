@@ -17,10 +17,11 @@ enum send_mode {
 	SEND_MODE_SPLICE,	/* kTLS + file → pipe → socket splice() */
 	SEND_MODE_WRITE,	/* kTLS + pread() + write(): the known workaround */
 	SEND_MODE_USERSPACE,	/* no kTLS: SSL_write_ex() */
+	SEND_MODE_AUTO,		/* sendfile, switching a stalled response to write */
 	SEND_MODE_MAX
 };
 
-/* "sendfile", "splice", "write", "userspace"; returns -1 for anything else. */
+/* "sendfile", "splice", "write", "userspace", "auto"; returns -1 for anything else. */
 int send_mode_parse(const char *s);
 const char *send_mode_name(enum send_mode m);
 
@@ -62,6 +63,14 @@ struct config {
 		int mss;		/* TCP_MAXSEG on listeners; 0 = kernel default */
 		int notsent_lowat;	/* TCP_NOTSENT_LOWAT on accepted sockets; 0 = default */
 	} send;
+	struct {
+		unsigned threshold_ms;	/* no progress this long with data to send = a stall */
+	} stall;
+	struct {
+		bool enabled;
+		struct listen_addr listen;	/* plain HTTP admin endpoint */
+		unsigned recent;	/* closed connections kept for /stats/recent */
+	} stats;
 };
 
 /* Command-line settings that beat the file. Unset fields are NULL / -1. */
@@ -69,8 +78,8 @@ struct config_overrides {
 	const char *listen[CONFIG_MAX_LISTEN];
 	size_t nlisten;
 	const char *root, *cert, *key, *log_level, *send_mode, *ciphersuites;
-	const char *error_log, *access_log;
-	long mss, notsent_lowat, send_chunk;
+	const char *error_log, *access_log, *stats_listen;
+	long mss, notsent_lowat, send_chunk, stall_threshold_ms;
 	bool demo;
 	const char *demo_dir;
 };

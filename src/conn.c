@@ -67,6 +67,7 @@ void conn_set_state(struct conn *c, enum conn_state s)
 	log_debug("conn %llu: %s -> %s", (unsigned long long)c->id, state_names[c->state],
 		  state_names[s]);
 	c->state = s;
+	c->rec.state = state_names[s];
 	arm_timer(c, state_timeout(c, s));
 }
 
@@ -110,12 +111,16 @@ static void access_log(struct conn *c)
 	rt = (double)(now.tv_sec - c->t_request.tv_sec) +
 	     (double)(now.tv_usec - c->t_request.tv_usec) / 1e6;
 	n = snprintf(line, sizeof(line),
-		     "%s - - [%s] \"%s\" %d %llu \"%s\" \"%s\" rt=%.3f bytes=%llu mode=%s tls_tx=%s",
+		     "%s - - [%s] \"%s\" %d %llu \"%s\" \"%s\" rt=%.3f bytes=%llu mode=%s "
+		     "tls_tx=%s mss=%u stalls=%u stall_ms=%llu conn=%llu",
 		     c->peer_addr, when, c->reqline[0] ? c->reqline : "-", c->status,
 		     (unsigned long long)c->resp_body_bytes, c->referer[0] ? c->referer : "-",
 		     c->user_agent[0] ? c->user_agent : "-", rt,
 		     (unsigned long long)(c->resp_head_bytes + c->resp_body_bytes),
-		     c->sender ? c->sender->name : "-", c->ktls.tx ? "kernel" : "userspace");
+		     c->sender ? c->sender->name : "-", c->ktls.tx ? "kernel" : "userspace",
+		     c->rec.snd_mss, c->rec.stalls - c->stalls_at_request,
+		     (unsigned long long)(c->rec.stall_ms_total + stall_current_ms(c) - c->stall_ms_at_request),
+		     (unsigned long long)c->id);
 	if (n > 0)
 		log_access(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
@@ -165,6 +170,7 @@ static enum step start_response(struct conn *c, struct response_head *h, bool he
 	}
 	c->body_total = h->content_length;
 	conn_set_state(c, CONN_SEND_HEADERS);
+	stall_busy(c);
 	return STEP_CONTINUE;
 }
 
@@ -308,7 +314,10 @@ static enum step handle_request(struct conn *c, const struct http_request *req)
 	bool head_only = req->method == HTTP_METHOD_HEAD;
 
 	c->requests++;
+	c->rec.requests++;
 	c->srv->n.requests++;
+	c->stalls_at_request = c->rec.stalls;
+	c->stall_ms_at_request = c->rec.stall_ms_total + stall_current_ms(c);
 	c->head_len = req->head_len;
 	note_request_line(c, req);
 	c->keep_alive = req->keep_alive && !req->has_body && !c->srv->stopping &&
@@ -343,7 +352,10 @@ static enum step handle_bad_request(struct conn *c, const char *p, size_t len, i
 		l--;
 	escape_into(c->reqline, sizeof(c->reqline), p, l > 200 ? 200 : l);
 	c->requests++;
+	c->rec.requests++;
 	c->srv->n.requests++;
+	c->stalls_at_request = c->rec.stalls;
+	c->stall_ms_at_request = c->rec.stall_ms_total + stall_current_ms(c);
 	c->head_len = len;
 	c->keep_alive = false;
 	log_msg(LOG_LEVEL_INFO, "conn %llu: %s: bad request (%d)", (unsigned long long)c->id,
@@ -368,10 +380,22 @@ static enum step do_handshake(struct conn *c)
 	}
 	ktls_inspect(c->ssl, c->fd, c->mode, &c->ktls);
 	c->sender = send_pick(c->mode, c->ktls.tx);
+	{
+		struct tcp_snapshot s;
+		stall_tcp_snapshot(c->fd, &s);
+		c->rec.snd_mss = s.snd_mss;
+	}
+	c->rec.sender = c->sender->name;
+	c->rec.ktls_tx = c->ktls.tx;
+	c->rec.offload = c->ktls.offload;
+	snprintf(c->rec.tls_reason, sizeof(c->rec.tls_reason), "%s", c->ktls.reason);
+	c->rec.cipher = tls_cipher_name(c->ssl);
 	if (c->ktls.tx)
 		c->srv->n.ktls_tx++;
 	else if (c->mode != SEND_MODE_USERSPACE)
 		c->srv->n.ktls_fallback++;
+	else
+		c->srv->n.ktls_disabled++;
 	log_msg(LOG_LEVEL_INFO, "conn %llu: %s: %s %s, tls_tx=%s%s%s%s, sender=%s",
 		(unsigned long long)c->id, c->peer, SSL_get_version(c->ssl), tls_cipher_name(c->ssl),
 		c->ktls.tx ? "kernel(" : "userspace", c->ktls.tx ? c->ktls.offload : " (",
@@ -463,7 +487,6 @@ static enum step response_done(struct conn *c)
 {
 	access_log(c);
 	c->srv->n.bytes_sent += c->resp_head_bytes + c->resp_body_bytes;
-	c->bytes_sent += c->resp_head_bytes + c->resp_body_bytes;
 	send_release(c);
 	evbuffer_drain(c->in, c->head_len);
 	c->head_len = 0;
@@ -558,7 +581,8 @@ static void drive(struct conn *c)
 static void on_io(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
-	(void)what;
+	if (what & EV_WRITE)
+		stall_note_writable(arg);
 	drive(arg);
 }
 
@@ -582,23 +606,24 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 
 /* ---- life cycle ------------------------------------------------------- */
 
-static void format_peer(struct conn *c, const struct sockaddr *sa)
+/* "addr:port" / "[addr]:port" into hp, and the bare address into a. */
+static void format_addr(const struct sockaddr *sa, char *hp, size_t hplen, char *a, size_t alen)
 {
-	char a[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
+	char buf[INET6_ADDRSTRLEN] = "?";
 
 	if (sa->sa_family == AF_INET) {
 		const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a));
-		port = ntohs(s->sin_port);
-		snprintf(c->peer, sizeof(c->peer), "%s:%u", a, port);
+		inet_ntop(AF_INET, &s->sin_addr, buf, sizeof(buf));
+		snprintf(hp, hplen, "%s:%u", buf, (unsigned)ntohs(s->sin_port));
 	} else if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof(a));
-		port = ntohs(s->sin6_port);
-		snprintf(c->peer, sizeof(c->peer), "[%s]:%u", a, port);
+		inet_ntop(AF_INET6, &s->sin6_addr, buf, sizeof(buf));
+		snprintf(hp, hplen, "[%s]:%u", buf, (unsigned)ntohs(s->sin6_port));
+	} else {
+		snprintf(hp, hplen, "?");
 	}
-	snprintf(c->peer_addr, sizeof(c->peer_addr), "%s", a);
+	if (a != NULL)
+		snprintf(a, alen, "%s", buf);
 }
 
 struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int salen)
@@ -622,8 +647,23 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	c->mode = c->cfg->send.mode;
 	c->sender = send_pick(SEND_MODE_USERSPACE, false);
 	c->ktls.offload = "-";
+	c->rec.id = c->id;
+	c->rec.mode = send_mode_name(c->mode);
+	c->rec.sender = "-";
+	c->rec.offload = "-";
+	c->rec.cipher = "-";
+	c->rec.state = state_names[CONN_HANDSHAKE];
+	c->rec.start_us = stall_now_us();
 	gettimeofday(&c->t_accept, NULL);
-	format_peer(c, sa);
+	format_addr(sa, c->peer, sizeof(c->peer), c->peer_addr, sizeof(c->peer_addr));
+	snprintf(c->rec.peer, sizeof(c->rec.peer), "%s", c->peer);
+	{
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+			format_addr((struct sockaddr *)&ss, c->rec.listener, sizeof(c->rec.listener),
+				    NULL, 0);
+	}
 	TAILQ_INSERT_TAIL(&srv->conns, c, link);
 	srv->nconns++;
 
@@ -641,7 +681,7 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	c->ev_write = event_new(srv->base, fd, EV_WRITE, on_io, c);
 	c->ev_timer = evtimer_new(srv->base, on_timeout, c);
 	if (c->ssl == NULL || c->in == NULL || c->ev_read == NULL || c->ev_write == NULL ||
-	    c->ev_timer == NULL || SSL_set_fd(c->ssl, fd) != 1) {
+	    c->ev_timer == NULL || stall_init(c) == -1 || SSL_set_fd(c->ssl, fd) != 1) {
 		log_msg(LOG_LEVEL_ERROR, "conn %llu: cannot set up the connection", (unsigned long long)c->id);
 		conn_free(c);
 		return NULL;
@@ -674,6 +714,9 @@ void conn_shutdown(struct conn *c)
 void conn_free(struct conn *c)
 {
 	log_debug("conn %llu: closed in %s", (unsigned long long)c->id, state_names[c->state]);
+	stall_fini(c);
+	c->rec.end_us = stall_now_us();
+	stats_remember(&c->rec);
 	if (c->ev_read != NULL)
 		event_free(c->ev_read);
 	if (c->ev_write != NULL)

@@ -26,6 +26,8 @@
 #include "config.h"
 #include "http.h"
 #include "ktls.h"
+#include "stall.h"
+#include "stats.h"
 
 enum conn_state {
 	CONN_HANDSHAKE,		/* TLS handshake in progress (timeout: handshake) */
@@ -86,8 +88,10 @@ struct conn {
 	char reqline[256];		/* for the access log */
 	char user_agent[128], referer[128];
 
-	/* totals for the connection (stats) */
-	uint64_t bytes_sent, send_calls, eagain;
+	struct conn_record rec;		/* what /stats shows, kept after close */
+	unsigned stalls_at_request;	/* rec.stalls when the current request began */
+	uint64_t stall_ms_at_request;
+	struct stall_state stall;
 };
 
 /* Take ownership of an accepted, non-blocking socket fd. Returns NULL (fd closed,

@@ -2,7 +2,8 @@
  *
  * Pure functions: no I/O, no allocation, no global state, so they are unit tested
  * and fuzzed directly. The parser never copies: every pointer in struct http_request
- * points into the caller's buffer, which must outlive the request.
+ * points into the caller's buffer, which must outlive the request (the one exception is
+ * the path of an absolute-form target without one, "http://h": a static "/").
  */
 #ifndef KTLSD_HTTP_H
 #define KTLSD_HTTP_H
@@ -69,7 +70,7 @@ enum http_parse_result {
  * fields), 501 (unknown method token), 505 (HTTP major version other than 1).
  * A registered but unserved method (POST, PUT, DELETE, OPTIONS, PATCH, TRACE, CONNECT)
  * parses OK with method HTTP_METHOD_OTHER; the caller answers 405.
- * Never reads outside buf[0..len). req and status must not be NULL. */
+ * Never reads outside buf[0..len). lim, req and status must not be NULL. */
 enum http_parse_result http_parse_request(const char *buf, size_t len,
 					  const struct http_limits *lim,
 					  struct http_request *req, int *status);

@@ -52,10 +52,12 @@ static void usage(FILE *f)
 		"      --log-level LEVEL  debug, info, notice, warn, error, crit, alert\n"
 		"      --error-log PATH   error log file, or \"stderr\"\n"
 		"      --access-log PATH  access log file, \"stderr\" or \"off\"\n"
-		"      --send-mode MODE   sendfile, splice, write or userspace\n"
+		"      --send-mode MODE   sendfile, splice, write, userspace or auto\n"
 		"      --send-chunk N     most bytes handed to the kernel per send call\n"
 		"      --mss N            TCP_MAXSEG on the listening sockets (0: default)\n"
 		"      --notsent-lowat N  TCP_NOTSENT_LOWAT on connections (0: default)\n"
+		"      --stats-listen ADDR:PORT  serve /stats, /stats/recent, /metrics (plain HTTP)\n"
+		"      --stall-threshold MS      no progress this long = a stall (default 1000)\n"
 		"  -V, --version          print version and build information\n"
 		"  -h, --help             this text\n");
 }
@@ -178,7 +180,7 @@ static void demo_hint(const struct config *cfg)
 int main(int argc, char **argv)
 {
 	enum { OPT_DEMO = 256, OPT_CERT, OPT_KEY, OPT_LOGLEVEL, OPT_SENDMODE, OPT_MSS, OPT_LOWAT,
-	       OPT_CHUNK, OPT_ERRLOG, OPT_ACCLOG, OPT_CIPHERS };
+	       OPT_CHUNK, OPT_ERRLOG, OPT_ACCLOG, OPT_CIPHERS, OPT_STATS, OPT_STALL };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "test", no_argument, NULL, 't' },
@@ -196,6 +198,8 @@ int main(int argc, char **argv)
 		{ "send-chunk", required_argument, NULL, OPT_CHUNK },
 		{ "mss", required_argument, NULL, OPT_MSS },
 		{ "notsent-lowat", required_argument, NULL, OPT_LOWAT },
+		{ "stats-listen", required_argument, NULL, OPT_STATS },
+		{ "stall-threshold", required_argument, NULL, OPT_STALL },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -231,6 +235,8 @@ int main(int argc, char **argv)
 		case OPT_CHUNK: ov.send_chunk = num_arg("--send-chunk", optarg); break;
 		case OPT_MSS: ov.mss = num_arg("--mss", optarg); break;
 		case OPT_LOWAT: ov.notsent_lowat = num_arg("--notsent-lowat", optarg); break;
+		case OPT_STATS: ov.stats_listen = optarg; break;
+		case OPT_STALL: ov.stall_threshold_ms = num_arg("--stall-threshold", optarg); break;
 		case 'V': version(); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 1;
@@ -308,9 +314,9 @@ int main(int argc, char **argv)
 		config_unref(run_cfg);
 		return 1;
 	}
-	for (size_t i = 0; i < run_cfg->nlisten; i++)
-		log_msg(LOG_LEVEL_NOTICE, "listening on %s (send mode %s%s)", run_cfg->listen[i].text,
-			send_mode_name(run_cfg->send.mode), run_cfg->demo ? ", demo" : "");
+	log_msg(LOG_LEVEL_NOTICE, "ktlsd %s ready: send mode %s, chunk %zu, mss %d, notsent_lowat %d%s",
+		PACKAGE_VERSION, send_mode_name(run_cfg->send.mode), run_cfg->send.chunk,
+		run_cfg->send.mss, run_cfg->send.notsent_lowat, run_cfg->demo ? ", demo" : "");
 	if (run_cfg->demo)
 		demo_hint(run_cfg);
 	if (ready_fd != -1) {

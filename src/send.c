@@ -3,6 +3,8 @@
 #include "send.h"
 #include "conn.h"
 #include "log.h"
+#include "server.h"
+#include "stall.h"
 #include "tls.h"
 
 #include <errno.h>
@@ -41,21 +43,39 @@ static enum io_result truncated(struct conn *c)
 	return IO_ERROR;
 }
 
+/* Count bytes of the response that the kernel (or OpenSSL) took. */
+static void account(struct conn *c, uint64_t head, uint64_t body)
+{
+	c->resp_head_bytes += head;
+	c->resp_body_bytes += body;
+	c->rec.bytes_head += head;
+	c->rec.bytes_body += body;
+	c->srv->n.bytes_by_sender[c->sender->mode] += head + body;
+}
+
+/* Every send system call goes through here: its duration and an EAGAIN are what the
+ * stall statistics are made of. */
+static enum io_result timed(struct conn *c, uint64_t t0, enum io_result r)
+{
+	stall_note_call(c, stall_now_us() - t0, r == IO_AGAIN);
+	return r;
+}
+
 static enum io_result transport_write(struct conn *c, const char *p, size_t len, bool more,
 				      size_t *sent, int *want_write)
 {
+	uint64_t t0 = stall_now_us();
 	ssize_t n;
 
-	c->send_calls++;
 	if (!c->ktls.tx)
-		return tls_write(c->ssl, p, len, sent, want_write);
+		return timed(c, t0, tls_write(c->ssl, p, len, sent, want_write));
 	*want_write = 1;
 	n = send(c->fd, p, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
 	if (n >= 0) {
 		*sent = (size_t)n;
-		return IO_OK;
+		return timed(c, t0, IO_OK);
 	}
-	return io_from_errno(errno);
+	return timed(c, t0, io_from_errno(errno));
 }
 
 enum io_result send_flush_out(struct conn *c, bool more, size_t *sent, int *want_write)
@@ -69,15 +89,12 @@ enum io_result send_flush_out(struct conn *c, bool more, size_t *sent, int *want
 	if (r == IO_OK) {
 		size_t h = *sent < c->out_head_left ? *sent : c->out_head_left;
 		c->out_head_left -= h;
-		c->resp_head_bytes += h;
-		c->resp_body_bytes += *sent - h;
+		account(c, h, *sent - h);
 		o->off += *sent;
 		if (o->off == o->len) {
 			o->off = o->len = 0;
 			o->sealed = false;
 		}
-	} else if (r == IO_AGAIN) {
-		c->eagain++;
 	}
 	return r;
 }
@@ -136,23 +153,23 @@ static enum io_result send_sendfile(struct conn *c, size_t max, size_t *sent)
 	size_t len = max < c->body_left ? max : (size_t)c->body_left;
 	ssize_t n;
 
+	uint64_t t0 = stall_now_us();
+
 	*sent = 0;
-	c->send_calls++;
 	n = sendfile(c->fd, c->file_fd, &off, len);
 	if (n == -1) {
-		enum io_result r = io_from_errno(errno);
-		if (r == IO_AGAIN)
-			c->eagain++;
-		else if (r == IO_ERROR)
+		enum io_result r = timed(c, t0, io_from_errno(errno));
+		if (r == IO_ERROR)
 			log_msg(LOG_LEVEL_ERROR, "conn %llu: sendfile: %s", (unsigned long long)c->id,
 				strerror(errno));
 		return r;
 	}
+	timed(c, t0, IO_OK);
 	if (n == 0)
 		return truncated(c);
 	c->file_off += (uint64_t)n;
 	c->body_left -= (uint64_t)n;
-	c->resp_body_bytes += (uint64_t)n;
+	account(c, 0, (uint64_t)n);
 	*sent = (size_t)n;
 	return IO_OK;
 }
@@ -185,20 +202,19 @@ static enum io_result send_splice(struct conn *c, size_t max, size_t *sent)
 		c->file_off += (uint64_t)n;
 		c->body_left -= (uint64_t)n;
 	}
-	c->send_calls++;
+	uint64_t t0 = stall_now_us();
 	n = splice(c->pipe[0], NULL, c->fd, NULL, c->pipe_len,
 		   SPLICE_F_NONBLOCK | (c->body_left > 0 ? SPLICE_F_MORE : 0));
 	if (n == -1) {
-		enum io_result r = io_from_errno(errno);
-		if (r == IO_AGAIN)
-			c->eagain++;
-		else if (r == IO_ERROR)
+		enum io_result r = timed(c, t0, io_from_errno(errno));
+		if (r == IO_ERROR)
 			log_msg(LOG_LEVEL_ERROR, "conn %llu: splice to socket: %s",
 				(unsigned long long)c->id, strerror(errno));
 		return r;
 	}
+	timed(c, t0, IO_OK);
 	c->pipe_len -= (size_t)n;
-	c->resp_body_bytes += (uint64_t)n;
+	account(c, 0, (uint64_t)n);
 	*sent = (size_t)n;
 	return IO_OK;
 }
@@ -212,6 +228,8 @@ static const struct body_sender senders[SEND_MODE_MAX] = {
 
 const struct body_sender *send_pick(enum send_mode mode, bool ktls_tx)
 {
+	if (mode == SEND_MODE_AUTO)	/* auto starts with sendfile; stall.c may switch */
+		mode = SEND_MODE_SENDFILE;
 	if (mode >= SEND_MODE_MAX || (senders[mode].needs_ktls && !ktls_tx))
 		return &senders[SEND_MODE_USERSPACE];
 	return &senders[mode];

@@ -1,12 +1,15 @@
 /* server.c — see server.h. */
 #include "autoconf.h"
 #include "server.h"
+#include "admin.h"
 #include "conn.h"
+#include "stats.h"
 #include "log.h"
 #include "mime.h"
 #include "tls.h"
 #include "file.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -153,6 +156,30 @@ fail:
 	return -1;
 }
 
+/* Say where we listen, with the real port when the configured one was 0 (tests use
+ * that to get a free port without races). */
+static void log_bound(const struct listen_addr *la, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char a[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
+		return;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a));
+		port = ntohs(s->sin_port);
+		log_msg(LOG_LEVEL_NOTICE, "listening on %s (bound %s:%u)", la->text, a, port);
+	} else {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof(a));
+		port = ntohs(s->sin6_port);
+		log_msg(LOG_LEVEL_NOTICE, "listening on %s (bound [%s]:%u)", la->text, a, port);
+	}
+}
+
 /* ---- signals, stop, reload -------------------------------------------- */
 
 static void stop_now(evutil_socket_t fd, short what, void *arg)
@@ -278,6 +305,7 @@ struct server *server_new(struct site *site, char *err, size_t errlen)
 		}
 		evconnlistener_set_error_cb(srv->listeners[i], on_accept_error);
 		srv->nlisteners++;
+		log_bound(&cfg->listen[i], fd);
 	}
 	for (size_t i = 0; i < KTLSD_ARRAY_LEN(sigs); i++) {
 		srv->ev_signals[i] = evsignal_new(srv->base, sigs[i], on_signal, srv);
@@ -285,6 +313,9 @@ struct server *server_new(struct site *site, char *err, size_t errlen)
 	}
 	srv->ev_stop_timer = evtimer_new(srv->base, stop_now, srv);
 	srv->ev_accept_retry = evtimer_new(srv->base, on_accept_retry, srv);
+	stats_configure(cfg->stats.recent);
+	if (admin_start(srv, err, errlen) == -1)
+		goto fail;
 	return srv;
 fail:
 	server_free(srv);
@@ -317,6 +348,8 @@ void server_free(struct server *srv)
 		return;
 	while (!TAILQ_EMPTY(&srv->conns))
 		conn_free(TAILQ_FIRST(&srv->conns));
+	admin_stop(srv);
+	stats_free();
 	for (size_t i = 0; i < srv->nlisteners; i++)
 		evconnlistener_free(srv->listeners[i]);
 	for (size_t i = 0; i < KTLSD_ARRAY_LEN(srv->ev_signals); i++)

@@ -12,6 +12,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "stall.h"
 
 /* Everything built from one configuration snapshot. Connections hold a reference, so a
  * reload never changes the settings under a response in flight. */
@@ -31,8 +32,10 @@ void site_unref(struct site *s);
 
 struct server_counters {
 	uint64_t accepted, closed, requests, handshakes_failed, timeouts;
-	uint64_t ktls_tx, ktls_fallback, bytes_sent;
+	uint64_t ktls_tx, ktls_fallback, ktls_disabled, bytes_sent;
 	uint64_t aborted;	/* responses cut short: peer gone, I/O error, truncated file */
+	uint64_t stalls[STALL_CAUSE_MAX], stall_ms_total, mitigations;
+	uint64_t bytes_by_sender[SEND_MODE_MAX];
 };
 
 struct server {
@@ -42,6 +45,7 @@ struct server {
 	size_t nlisteners;
 	struct event *ev_signals[5];
 	struct event *ev_stop_timer, *ev_accept_retry;
+	struct evhttp *admin;		/* stats endpoint, NULL if not configured */
 	TAILQ_HEAD(conn_list, conn) conns;
 	unsigned nconns;
 	uint64_t next_conn_id;

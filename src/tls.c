@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -76,6 +77,17 @@ out:
 
 static int load_cert(SSL_CTX *ctx, const struct config *c, char *err, size_t errlen)
 {
+	/* OpenSSL reports a missing file as "system lib": say what the system said */
+	if (access(c->tls.certificate, R_OK) == -1) {
+		snprintf(err, errlen, "cannot read certificate \"%s\": %s", c->tls.certificate,
+			 strerror(errno));
+		return -1;
+	}
+	if (access(c->tls.private_key, R_OK) == -1) {
+		snprintf(err, errlen, "cannot read private key \"%s\": %s", c->tls.private_key,
+			 strerror(errno));
+		return -1;
+	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, c->tls.certificate) != 1) {
 		snprintf(err, errlen, "cannot load certificate \"%s\": %s", c->tls.certificate,
 			 ERR_reason_error_string(ERR_peek_last_error()));

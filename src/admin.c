@@ -1,0 +1,123 @@
+/* admin.c — see admin.h. */
+#include "autoconf.h"
+#include "admin.h"
+#include "config.h"
+#include "log.h"
+#include "server.h"
+#include "stats.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+static void reply(struct evhttp_request *req, int code, const char *type, struct evbuffer *body)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	evhttp_add_header(h, "Content-Type", type);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_send_reply(req, code, code == 200 ? "OK" : code == 404 ? "Not Found" :
+			  "Method Not Allowed", body);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct server *srv = arg;
+	struct evbuffer *body = evbuffer_new();
+	const char *uri = evhttp_request_get_uri(req);
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	size_t plen = strcspn(uri, "?");
+
+	if (body == NULL) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+		evbuffer_add_printf(body, "only GET and HEAD\n");
+		reply(req, 405, "text/plain", body);
+	} else if (plen == 6 && strncmp(uri, "/stats", 6) == 0) {
+		stats_json(srv, body);
+		reply(req, 200, "application/json", body);
+	} else if (plen == 13 && strncmp(uri, "/stats/recent", 13) == 0) {
+		stats_json_recent(body);
+		reply(req, 200, "application/json", body);
+	} else if (plen == 8 && strncmp(uri, "/metrics", 8) == 0) {
+		stats_prometheus(srv, body);
+		reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", body);
+	} else {
+		evbuffer_add_printf(body, "not found; try /stats, /stats/recent or /metrics\n");
+		reply(req, 404, "text/plain", body);
+	}
+	evbuffer_free(body);
+}
+
+int admin_start(struct server *srv, char *err, size_t errlen)
+{
+	const struct config *cfg = srv->site->cfg;
+	const struct listen_addr *la = &cfg->stats.listen;
+	struct evhttp_bound_socket *bs;
+	int one = 1;
+	int fd;
+
+	if (!cfg->stats.enabled)
+		return 0;
+	srv->admin = evhttp_new(srv->base);
+	if (srv->admin == NULL) {
+		snprintf(err, errlen, "stats: evhttp_new failed");
+		return -1;
+	}
+	/* bounded like every other input: small requests, short timeouts */
+	evhttp_set_max_headers_size(srv->admin, 8192);
+	evhttp_set_max_body_size(srv->admin, 0);
+	evhttp_set_timeout(srv->admin, 10);
+	evhttp_set_allowed_methods(srv->admin, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+				   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+	evhttp_set_gencb(srv->admin, on_request, srv);
+	fd = socket(la->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    bind(fd, (const struct sockaddr *)&la->ss, la->len) == -1 || listen(fd, 64) == -1) {
+		snprintf(err, errlen, "stats listen %s: %s", la->text, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	bs = evhttp_accept_socket_with_handle(srv->admin, fd);
+	if (bs == NULL) {
+		close(fd);
+		snprintf(err, errlen, "stats listen %s: evhttp_accept_socket failed", la->text);
+		return -1;
+	}
+	{
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		char a[64] = "?";
+		unsigned port = 0;
+		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+			if (ss.ss_family == AF_INET) {
+				inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, a, sizeof(a));
+				port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+			} else {
+				inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, a, sizeof(a));
+				port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+			}
+		}
+		log_msg(LOG_LEVEL_NOTICE, "stats on http://%s/stats (bound %s:%u)", la->text, a, port);
+	}
+	return 0;
+}
+
+void admin_stop(struct server *srv)
+{
+	if (srv->admin != NULL) {
+		evhttp_free(srv->admin);
+		srv->admin = NULL;
+	}
+}

@@ -1,0 +1,221 @@
+/* stall.c — see stall.h. Includes <linux/tcp.h> for the full struct tcp_info (glibc's
+ * <netinet/tcp.h> lacks tcpi_notsent_bytes and tcpi_bytes_acked); this is the only file
+ * that reads TCP_INFO. */
+#include "autoconf.h"
+#include "stall.h"
+#include "conn.h"
+#include "log.h"
+#include "send.h"
+#include "server.h"
+
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <linux/tcp.h>
+
+#ifndef SOL_TCP
+#define SOL_TCP 6
+#endif
+
+/* One TLS 1.3 record on the wire: 16384 bytes of data + 1 type + 16 tag + 5 header.
+ * "About one record" allows a little more for a record with the response head. */
+#define ONE_RECORD_WIRE (16384 + 22)
+#define CORKED_MAX (ONE_RECORD_WIRE + 2048)
+
+static const char *const cause_names[STALL_CAUSE_MAX] = {
+	"corked-record", "zero-window", "congestion", "unknown",
+};
+
+const char *stall_cause_name(enum stall_cause c)
+{
+	return c < STALL_CAUSE_MAX ? cause_names[c] : "unknown";
+}
+
+uint64_t stall_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void stall_tcp_snapshot(int fd, struct tcp_snapshot *s)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(s, 0, sizeof(*s));
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(fd, SOL_TCP, TCP_INFO, &ti, &len) == -1)
+		return;
+	s->valid = true;
+	s->snd_mss = ti.tcpi_snd_mss;
+	s->unacked = ti.tcpi_unacked;
+	s->probes = ti.tcpi_probes;
+	s->backoff = ti.tcpi_backoff;
+	s->rtt_us = ti.tcpi_rtt;
+	s->snd_cwnd = ti.tcpi_snd_cwnd;
+	s->retransmits = ti.tcpi_retransmits;
+	s->total_retrans = ti.tcpi_total_retrans;
+	s->bytes_acked = ti.tcpi_bytes_acked;
+	s->notsent = ti.tcpi_notsent_bytes;
+	/* tcpi_snd_wnd exists from Linux 5.4; an older kernel returns a shorter struct */
+	if (len >= offsetof(struct tcp_info, tcpi_snd_wnd) + sizeof(ti.tcpi_snd_wnd))
+		s->snd_wnd = ti.tcpi_snd_wnd;
+	else
+		s->snd_wnd = UINT32_MAX;
+}
+
+enum stall_cause stall_guess_cause(const struct tcp_snapshot *s)
+{
+	if (!s->valid)
+		return STALL_UNKNOWN;
+	if (s->snd_wnd == 0 || (s->probes > 0 && s->unacked == 0 && s->notsent > CORKED_MAX))
+		return STALL_ZERO_WINDOW;
+	if (s->unacked > 0 && (s->retransmits > 0 || s->backoff > 0))
+		return STALL_CONGESTION;
+	if (s->notsent > 0 && s->notsent <= CORKED_MAX && s->unacked == 0)
+		return STALL_CORKED_RECORD;
+	if (s->unacked > 0)
+		return STALL_CONGESTION;
+	return STALL_UNKNOWN;
+}
+
+/* The response is still sending, or the kernel still holds unsent bytes of it. */
+static bool has_data_to_send(struct conn *c, const struct tcp_snapshot *s)
+{
+	return c->state == CONN_SEND_HEADERS || c->state == CONN_SEND_BODY ||
+	       (s->valid && s->notsent > 0);
+}
+
+static void stall_end(struct conn *c, uint64_t now)
+{
+	uint64_t ms = (now - c->stall.stall_began_us) / 1000;
+
+	c->stall.in_stall = false;
+	c->rec.stall_ms_total += ms;
+	if (ms > c->rec.stall_ms_max)
+		c->rec.stall_ms_max = ms;
+	c->srv->n.stall_ms_total += ms;
+	log_msg(LOG_LEVEL_INFO, "conn %llu: %s: stall ended after %llu ms (%s)",
+		(unsigned long long)c->id, c->peer, (unsigned long long)ms,
+		stall_cause_name(c->rec.last_cause));
+}
+
+/* Automatic mitigation (send mode auto): a stalled sendfile response continues with
+ * pread()+write(), which the kernel pushes record by record. Only from sendfile: a
+ * splice pipe may still hold bytes that must go first. */
+static void mitigate(struct conn *c)
+{
+	if (c->mode != SEND_MODE_AUTO || c->sender->mode != SEND_MODE_SENDFILE)
+		return;
+	c->rec.switched_from = c->sender->name;
+	c->sender = send_pick(SEND_MODE_WRITE, c->ktls.tx);
+	c->rec.sender = c->sender->name;
+	c->rec.mitigations++;
+	c->srv->n.mitigations++;
+	log_msg(LOG_LEVEL_WARN, "conn %llu: %s: stalled in sendfile; switching this connection "
+		"to write", (unsigned long long)c->id, c->peer);
+	/* the socket may never report writability in this stall: try right away */
+	event_active(c->ev_write, EV_WRITE, 0);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct tcp_snapshot s;
+	uint64_t now = stall_now_us();
+	uint64_t sent = c->rec.bytes_head + c->rec.bytes_body;
+	uint64_t threshold_us = (uint64_t)c->cfg->stall.threshold_ms * 1000;
+
+	(void)fd;
+	(void)what;
+	stall_tcp_snapshot(c->fd, &s);
+	if (sent != c->stall.mark_sent || (s.valid && s.bytes_acked != c->stall.mark_acked)) {
+		c->stall.mark_sent = sent;
+		c->stall.mark_acked = s.bytes_acked;
+		c->stall.last_progress_us = now;
+		if (c->stall.in_stall)
+			stall_end(c, now);
+	} else if (!c->stall.in_stall && has_data_to_send(c, &s) &&
+		   now - c->stall.last_progress_us >= threshold_us) {
+		c->stall.in_stall = true;
+		c->stall.stall_began_us = c->stall.last_progress_us;
+		c->rec.stalls++;
+		c->rec.stall_snap = s;
+		c->rec.last_cause = stall_guess_cause(&s);
+		c->srv->n.stalls[c->rec.last_cause]++;
+		log_msg(LOG_LEVEL_WARN, "conn %llu: %s: stall: no progress for %llu ms, cause %s "
+			"(sender %s, mss %u, notsent %u, unacked %u, snd_wnd %u, probes %u, backoff %u, "
+			"rtt %u us, cwnd %u, retrans %u)",
+			(unsigned long long)c->id, c->peer, (unsigned long long)((now - c->stall.last_progress_us) / 1000),
+			stall_cause_name(c->rec.last_cause), c->sender->name, s.snd_mss, s.notsent,
+			s.unacked, s.snd_wnd, s.probes, s.backoff, s.rtt_us, s.snd_cwnd, s.total_retrans);
+		mitigate(c);
+	}
+	if (!has_data_to_send(c, &s)) {
+		if (c->stall.in_stall)
+			stall_end(c, now);
+		c->stall.active = false;	/* idle: stop ticking until the next response */
+		return;
+	}
+	struct timeval tv;
+	uint64_t tick_us = threshold_us / 2 > 50000 ? threshold_us / 2 : 50000;
+	tv.tv_sec = (time_t)(tick_us / 1000000);
+	tv.tv_usec = (suseconds_t)(tick_us % 1000000);
+	evtimer_add(c->stall.ev_tick, &tv);
+}
+
+int stall_init(struct conn *c)
+{
+	c->stall.ev_tick = evtimer_new(c->srv->base, on_tick, c);
+	return c->stall.ev_tick ? 0 : -1;
+}
+
+void stall_fini(struct conn *c)
+{
+	if (c->stall.in_stall)
+		stall_end(c, stall_now_us());
+	if (c->stall.ev_tick != NULL)
+		event_free(c->stall.ev_tick);
+	c->stall.ev_tick = NULL;
+}
+
+void stall_busy(struct conn *c)
+{
+	if (c->stall.active)
+		return;
+	c->stall.active = true;
+	c->stall.last_progress_us = stall_now_us();
+	c->stall.mark_sent = c->rec.bytes_head + c->rec.bytes_body;
+	c->stall.mark_acked = 0;
+	on_tick(-1, 0, c);	/* takes the first markers and arms the timer */
+}
+
+void stall_note_call(struct conn *c, uint64_t call_us, bool again)
+{
+	c->rec.send_calls++;
+	if (call_us > c->rec.longest_call_us)
+		c->rec.longest_call_us = call_us;
+	if (again) {
+		c->rec.eagain++;
+		if (c->stall.wait_began_us == 0)
+			c->stall.wait_began_us = stall_now_us();
+	}
+}
+
+void stall_note_writable(struct conn *c)
+{
+	if (c->stall.wait_began_us != 0) {
+		uint64_t w = stall_now_us() - c->stall.wait_began_us;
+		if (w > c->rec.longest_wait_us)
+			c->rec.longest_wait_us = w;
+		c->stall.wait_began_us = 0;
+	}
+}
+
+uint64_t stall_current_ms(const struct conn *c)
+{
+	return c->stall.in_stall ? (stall_now_us() - c->stall.stall_began_us) / 1000 : 0;
+}

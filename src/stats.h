@@ -1,0 +1,59 @@
+/* stats.h — what ktlsd knows about its connections: a record per connection (live and
+ * recently closed), server-wide counters, and their JSON and Prometheus forms. */
+#ifndef KTLSD_STATS_H
+#define KTLSD_STATS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+
+#include "common.h"
+#include "stall.h"
+
+/* The per-connection record: everything /stats and the access log show. Plain data, so
+ * a closed connection's record is copied into the recent ring as it is. */
+struct conn_record {
+	uint64_t id;
+	char peer[64];
+	char listener[64];
+	const char *mode;		/* configured send mode */
+	const char *sender;		/* effective sender now */
+	const char *switched_from;	/* sender before an automatic switch, NULL if none */
+	bool ktls_tx;
+	const char *offload;		/* "sw", "hw", ... or "-" */
+	char tls_reason[128];		/* why userspace, "" with kTLS */
+	const char *cipher;		/* OpenSSL's static name, "-" before the handshake */
+	uint32_t snd_mss;		/* tcpi_snd_mss after the handshake */
+	const char *state;
+	uint64_t start_us, end_us;	/* monotonic; end 0 while live */
+	uint64_t requests;
+	uint64_t bytes_head, bytes_body;	/* handed to the kernel / OpenSSL */
+	uint64_t send_calls, eagain;
+	uint64_t longest_call_us, longest_wait_us;
+	unsigned stalls;
+	uint64_t stall_ms_total, stall_ms_max;
+	enum stall_cause last_cause;
+	struct tcp_snapshot stall_snap;	/* at the last stall's detection */
+	unsigned mitigations;
+};
+
+struct server;
+
+/* How many closed connections /stats/recent keeps (config stats.recent). */
+void stats_configure(unsigned recent);
+
+/* Keep rec of a closing connection in the ring of recent ones (bounded). */
+void stats_remember(const struct conn_record *rec);
+
+/* Forget the ring (exit). */
+void stats_free(void);
+
+/* Append JSON to out: GET /stats (totals and live connections) and /stats/recent. */
+void stats_json(struct server *srv, struct evbuffer *out);
+void stats_json_recent(struct evbuffer *out);
+
+/* Append the Prometheus text exposition format (version 0.0.4) to out. */
+void stats_prometheus(struct server *srv, struct evbuffer *out);
+
+#endif
