@@ -217,7 +217,7 @@ static bool if_range_allows(const struct http_request *req, const struct file_in
 	if (req->if_range.ptr == NULL)
 		return true;
 	/* strong comparison: a weak tag never matches If-Range (RFC 9110 §13.1.5) */
-	if (req->if_range.ptr[0] == '"')
+	if (req->if_range.len > 0 && req->if_range.ptr[0] == '"')
 		return req->if_range.len == strlen(fi->etag) &&
 		       memcmp(req->if_range.ptr, fi->etag, req->if_range.len) == 0;
 	return http_date_parse(req->if_range.ptr, req->if_range.len, &t) == 0 &&
