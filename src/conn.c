@@ -304,6 +304,10 @@ static void note_request_line(struct conn *c, const struct http_request *req)
 			 req->target.ptr, req->version_minor);
 
 	escape_into(c->reqline, sizeof(c->reqline), tmp, n > 0 ? (size_t)n : 0);
+	escape_into(c->user_agent, sizeof(c->user_agent), req->user_agent.ptr ? req->user_agent.ptr : "",
+		    req->user_agent.len);
+	escape_into(c->referer, sizeof(c->referer), req->referer.ptr ? req->referer.ptr : "",
+		    req->referer.len);
 }
 
 static enum step handle_request(struct conn *c, const struct http_request *req)
@@ -351,6 +355,7 @@ static enum step handle_bad_request(struct conn *c, const char *p, size_t len, i
 	if (l > 0 && p[l - 1] == '\r')
 		l--;
 	escape_into(c->reqline, sizeof(c->reqline), p, l > 200 ? 200 : l);
+	c->user_agent[0] = c->referer[0] = '\0';
 	c->requests++;
 	c->rec.requests++;
 	c->srv->n.requests++;

@@ -382,6 +382,10 @@ static int http_field(struct http_head *h, struct http_str name, struct http_str
 		http_keep_first(&req->if_modified_since, v);
 	else if (http_eq_nocase(name.ptr, name.len, "if-range"))
 		http_keep_first(&req->if_range, v);
+	else if (http_eq_nocase(name.ptr, name.len, "user-agent"))
+		http_keep_first(&req->user_agent, v);
+	else if (http_eq_nocase(name.ptr, name.len, "referer"))
+		http_keep_first(&req->referer, v);
 	else if (http_eq_nocase(name.ptr, name.len, "range")) {
 		/* two Range fields cannot be combined into one meaning */
 		if (req->range.ptr != NULL)

@@ -49,6 +49,8 @@ struct http_request {
 	struct http_str if_modified_since;
 	struct http_str range;
 	struct http_str if_range;
+	struct http_str user_agent;	/* for the access log only */
+	struct http_str referer;
 	size_t head_len;		/* bytes consumed, incl. leading empty line(s) and final CRLF CRLF */
 };
 
