@@ -143,7 +143,7 @@ static bool out_reserve(struct conn *c, size_t cap)
 static enum step start_response(struct conn *c, struct response_head *h, bool head_only,
 				const char *body, size_t blen)
 {
-	size_t extra = c->sender->copies && c->body_left > 0 ? c->cfg->send.chunk : 0;
+	size_t extra = c->sender->copies && c->body_left > 0 ? c->chunk : 0;
 	size_t need = 2048 + h->location_len + blen + extra;
 	size_t n;
 
@@ -525,7 +525,7 @@ static enum step abort_response(struct conn *c, enum io_result r)
 
 static enum step do_send(struct conn *c)
 {
-	size_t budget = c->cfg->send.chunk * 4 > 262144 ? c->cfg->send.chunk * 4 : 262144;
+	size_t budget = c->chunk * 4 > 262144 ? c->chunk * 4 : 262144;
 	size_t moved = 0;
 	enum step st = STEP_CONTINUE;
 
@@ -539,7 +539,7 @@ static enum step do_send(struct conn *c)
 		if (flush_only)
 			r = send_flush_out(c, c->body_left > 0, &n, &ww);
 		else if (send_pending(c))
-			r = c->sender->send(c, c->cfg->send.chunk, &n);
+			r = c->sender->send(c, c->chunk, &n);
 		else
 			return response_done(c);
 		switch (r) {
@@ -650,6 +650,8 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	c->file_fd = -1;
 	c->pipe[0] = c->pipe[1] = -1;
 	c->mode = c->cfg->send.mode;
+	c->chunk = c->cfg->send.chunk;
+	c->rec.chunk = c->chunk;
 	c->sender = send_pick(SEND_MODE_USERSPACE, false);
 	c->ktls.offload = "-";
 	c->rec.id = c->id;

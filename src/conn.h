@@ -66,6 +66,7 @@ struct conn {
 	struct timeval t_accept;
 	struct ktls_state ktls;
 	enum send_mode mode;		/* configured mode */
+	size_t chunk;			/* bytes per send call (cfg, or less after a mitigation) */
 	const struct body_sender *sender;	/* effective sender for this connection */
 	TAILQ_ENTRY(conn) link;
 

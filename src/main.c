@@ -9,7 +9,9 @@
 #include "log.h"
 #include "server.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -22,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <event2/listener.h>
 #include <openssl/crypto.h>
 #include <openssl/opensslv.h>
 
@@ -150,28 +153,43 @@ static int detach(int *ready_fd)
 	return 0;
 }
 
-/* For --demo: a file to put in the printed curl command. */
-static void demo_hint(const struct config *cfg)
+/* For --demo: the curl command to try, with the port actually bound (--listen ...:0)
+ * and a file that exists. */
+static void demo_hint(struct server *srv)
 {
-	const struct listen_addr *la = &cfg->listen[0];
+	const struct config *cfg = srv->site->cfg;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[INET6_ADDRSTRLEN + 2] = "127.0.0.1", a[INET6_ADDRSTRLEN];
+	unsigned port = 0;
 	const char *path = "";
 	DIR *d = opendir(cfg->document_root);
 	struct dirent *e;
-	char url[128];
 
+	if (getsockname(evconnlistener_get_fd(srv->listeners[0]), (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET6) {
+			const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+			inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+			snprintf(host, sizeof(host), "[%s]", IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr) ? "::1" : a);
+			port = ntohs(s6->sin6_port);
+		} else {
+			const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+			if (s4->sin_addr.s_addr != htonl(INADDR_ANY))
+				inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+			port = ntohs(s4->sin_port);
+		}
+	}
 	while (d != NULL && (e = readdir(d)) != NULL) {
-		if (e->d_type == DT_REG && e->d_name[0] != '.' && strlen(e->d_name) < 64) {
+		if (e->d_type == DT_REG && e->d_name[0] != '.' && strlen(e->d_name) < 64 &&
+		    strspn(e->d_name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+		    strlen(e->d_name)) {
 			path = e->d_name;
 			break;
 		}
 	}
-	if (la->ss.ss_family == AF_INET6 || strncmp(la->text, "0.0.0.0", 7) != 0)
-		snprintf(url, sizeof(url), "https://%s/", la->text);
-	else
-		snprintf(url, sizeof(url), "https://127.0.0.1%s/", strchr(la->text, ':'));
 	printf("ktlsd demo: serving %s on %s with a self-signed certificate (made in memory)\n"
-	       "try:   curl -k %s%s\n"
-	       "stop:  Ctrl-C\n", cfg->document_root, la->text, url, path);
+	       "try:   curl -k https://%s:%u/%s\n"
+	       "stop:  Ctrl-C\n", cfg->document_root, cfg->listen[0].text, host, port, path);
 	fflush(stdout);
 	if (d != NULL)
 		closedir(d);
@@ -318,7 +336,7 @@ int main(int argc, char **argv)
 		PACKAGE_VERSION, send_mode_name(run_cfg->send.mode), run_cfg->send.chunk,
 		run_cfg->send.mss, run_cfg->send.notsent_lowat, run_cfg->demo ? ", demo" : "");
 	if (run_cfg->demo)
-		demo_hint(run_cfg);
+		demo_hint(srv);
 	if (ready_fd != -1) {
 		char ok = 0;
 		if (write(ready_fd, &ok, 1) != 1)

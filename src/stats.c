@@ -83,7 +83,8 @@ static void json_record(struct evbuffer *o, const struct conn_record *r, uint64_
 		json_str(o, r->switched_from);
 	else
 		evbuffer_add_printf(o, "null");
-	evbuffer_add_printf(o, ",\"tls_tx\":\"%s\",\"offload\":", r->ktls_tx ? "kernel" : "userspace");
+	evbuffer_add_printf(o, ",\"chunk\":%zu,\"tls_tx\":\"%s\",\"offload\":", r->chunk,
+			    r->ktls_tx ? "kernel" : "userspace");
 	json_str(o, r->offload);
 	evbuffer_add_printf(o, ",\"tls_tx_reason\":");
 	json_str(o, r->tls_reason);

@@ -20,6 +20,7 @@ struct conn_record {
 	const char *mode;		/* configured send mode */
 	const char *sender;		/* effective sender now */
 	const char *switched_from;	/* sender before an automatic switch, NULL if none */
+	size_t chunk;			/* bytes per send call now (auto may lower it) */
 	bool ktls_tx;
 	const char *offload;		/* "sw", "hw", ... or "-" */
 	char tls_reason[128];		/* why userspace, "" with kTLS */
