@@ -76,7 +76,7 @@ int admin_start(struct server *srv, char *err, size_t errlen)
 	}
 	/* bounded like every other input: small requests, short timeouts */
 	evhttp_set_max_headers_size(srv->admin, 8192);
-	evhttp_set_max_body_size(srv->admin, 0);
+	evhttp_set_max_body_size(srv->admin, 4096);	/* so POST gets 405, not 413 */
 	evhttp_set_timeout(srv->admin, 10);
 	evhttp_set_allowed_methods(srv->admin, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
 				   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);

@@ -8,6 +8,7 @@ Python 3 standard library only. Each test file is an automake test: exit 0 pass,
 """
 import contextlib
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -198,7 +199,8 @@ class Daemon:
     """A running ktlsd with its own temp dir: root/ (document root), conf, certs, log."""
 
     def __init__(self, conf_extra="", args=(), listen=("127.0.0.1:0",), ipv6=False,
-                 send_mode=None, timeouts=None, files=None, start=True, env=None):
+                 send_mode=None, timeouts=None, files=None, start=True, env=None,
+                 stats=False):
         self.tmp = tempfile.mkdtemp(prefix="ktlsd-test-")
         self.root = os.path.join(self.tmp, "root")
         os.mkdir(self.root)
@@ -217,6 +219,7 @@ class Daemon:
             'log = { error = "%s"; access = "%s"; level = "info"; };\n' % (
                 self.log_path, self.access_path) +
             (('send = { mode = "%s"; };\n' % send_mode) if send_mode else "") +
+            ('stats = { listen = "127.0.0.1:0"; };\n' if stats else "") +
             conf_extra)
         with open(self.conf_path, "w") as f:
             f.write(self.conf_text)
@@ -271,6 +274,8 @@ class Daemon:
                 self.port6 = int(port)
             else:
                 self.port = int(port)
+        m = re.search(r"stats on http://\S+ \(bound [^:]+:(\d+)\)", self.log())
+        self.stats_port = int(m.group(1)) if m else None
         self.fd_baseline = self.fd_count()
 
     def log(self):
@@ -372,6 +377,20 @@ class Daemon:
             return c.buf
         finally:
             c.close()
+
+    def stats(self, path="/stats", raw=False):
+        """GET the stats endpoint (plain HTTP); parsed JSON unless raw."""
+        import urllib.request
+        assert self.stats_port, "Daemon(stats=True) needed"
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.stats_port, path),
+                                    timeout=10) as r:
+            body = r.read()
+            self.stats_content_type = r.headers.get("Content-Type")
+        return body if raw else json.loads(body)
+
+    def recent(self):
+        """Records of the recently closed connections, newest first."""
+        return self.stats("/stats/recent")["recent"]
 
     def curl(self, path, *args, out=None, timeout=60):
         cmd = ["curl", "-sSk", "--max-time", str(timeout), "--tlsv1.3",

@@ -1,0 +1,43 @@
+#!/bin/sh
+# guest-tests.sh -- the test cases of the UML (real kTLS) tier.
+#
+# Runs INSIDE the UML guest (started by guest-init.sh, itself booted by
+# ktls-tier.sh), cwd = the results dir, TMPDIR=/tmp (guest tmpfs),
+# KTLSD_IN_UML=1, and TOP_SRCDIR / TOP_BUILDDIR / KTLSD as on the host.
+# Host binaries (python3, curl, the built ktlsd) are visible through hostfs.
+#
+# To add a case: add a `run_case NAME COMMAND...` line below.  A case exits
+# 0 (pass), 77 (skip) or anything else (fail).  Keep guest workloads to tens
+# of MiB: guest syscalls and software AES are slow.
+# The script's status: first failure's status, else 77 if every case
+# skipped, else 0.
+
+PY=${PYTHON3:-python3}
+# inside the guest, a pyenv shim (bash + pyenv per call) is slow and may not
+# work; prefer the system interpreter
+case $(command -v "$PY" 2>/dev/null) in */shims/*) PY=/usr/bin/python3 ;; esac
+UML=$TOP_SRCDIR/tests/uml
+
+pass=0 fail=0 skip=0 first_fail=
+run_case() {
+	name=$1
+	shift
+	echo "--- case $name: $*"
+	"$@"
+	rc=$?
+	case $rc in
+	0) pass=$((pass + 1)); echo "--- PASS $name" ;;
+	77) skip=$((skip + 1)); echo "--- SKIP $name" ;;
+	*) fail=$((fail + 1)); echo "--- FAIL $name (exit $rc)"; [ -n "$first_fail" ] || first_fail=$rc ;;
+	esac
+}
+
+# ---- cases ---------------------------------------------------------------------
+run_case ktls_probe "$PY" "$UML/ktls_probe.py"
+run_case ktlsd_ktls "$PY" "$UML/test_ktls.py"
+# ---- end of cases ------------------------------------------------------------
+
+echo "--- guest-tests: $pass passed, $fail failed, $skip skipped"
+[ -n "$first_fail" ] && exit "$first_fail"
+[ "$pass" = 0 ] && [ "$skip" -gt 0 ] && exit 77
+exit 0
