@@ -249,5 +249,32 @@ def mss_1448_completes_in_every_kernel_mode():
             print("   mss 1448 %-8s %.1f s, stalls %d" % (mode, took, rec["stalls"]))
 
 
+@test
+def bench_matrix_marks_the_lowat_stall():
+    """ktlsd-bench --matrix on this kernel: sendfile under TCP_NOTSENT_LOWAT 16384 stalls,
+    auto rescues it, and the defaults are fine (MSS 1448 did not stall here, see above)."""
+    need_ktls()
+    import json
+    bench = os.environ.get("KTLSD_BENCH_NOSAN")
+    if not bench:
+        raise Skip("KTLSD_BENCH_NOSAN not set")
+    env = dict(os.environ, KTLSD=ktlsd_test.KTLSD)
+    p = subprocess.run([bench, "--matrix", "--modes", "sendfile,auto", "--mss", "0,1448",
+                        "--lowat", "0,16384", "--file", "8M", "--seconds", "8",
+                        "--format", "json", "--discard"],
+                       capture_output=True, timeout=300, env=env)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    cells = {(c["mode"], c["mss"], c["lowat"]): c for c in json.loads(p.stdout)["cells"]}
+    for key, c in sorted(cells.items()):
+        print("   %-8s mss %-4d lowat %-5d %7.1f MiB/s  %s" % (key + (c["mib_per_s"], c["verdict"])))
+        assert c["tls_tx"] == "kernel", c
+    bad = cells[("sendfile", 0, 16384)]
+    assert bad["verdict"] == "stalls" and bad["cause"] == "corked-record", bad
+    rescued = cells[("auto", 0, 16384)]
+    assert rescued["complete"] and rescued["verdict"] == "rescued by auto", rescued
+    for key in (("sendfile", 0, 0), ("sendfile", 1448, 0), ("auto", 0, 0)):
+        assert cells[key]["complete"] and cells[key]["server_stalls"] == 0, cells[key]
+
+
 if __name__ == "__main__":
     run_tests()

@@ -1,0 +1,58 @@
+/* bench.h — ktlsd-bench: a TLS 1.3 HTTP/1.1 load generator and workaround checker.
+ *
+ * The engine (bench_run.c) drives keep-alive connections on libevent with OpenSSL on raw
+ * fds, like the daemon. Two ways to read bodies:
+ *   verify  — decrypt with OpenSSL, check length and optionally SHA-256;
+ *   discard — decrypt only the first response of each connection (it carries the session
+ *             tickets and tells the head length), then read later responses as raw TLS
+ *             records, counting plaintext as record length − 17 (16-byte AEAD tag + the
+ *             inner content type; TLS 1.3 servers here do not pad), so the client does no
+ *             decryption and a 2-core machine measures the server, not the client. */
+#ifndef KTLSD_BENCH_H
+#define KTLSD_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct bench_opts {
+	char host[256];
+	char port[8];
+	char path[1024];
+	unsigned conns;			/* -c */
+	uint64_t requests;		/* -n; 0 = use duration */
+	double duration;		/* -d seconds */
+	double timeout;			/* --timeout: whole run bound, seconds (0 = none) */
+	bool verify, discard;
+	bool have_sha;
+	unsigned char sha256[32];	/* --sha256 HEX or --file LOCAL */
+	double stall_ms;		/* client-side stall threshold */
+	const char *format;		/* table, json, csv */
+	bool progress;			/* live line on a terminal */
+	const char *ciphersuites;
+};
+
+struct bench_result {
+	uint64_t requests_ok, errors, bytes_body, bytes_wire;
+	uint64_t stalls;		/* client-side: no bytes for > stall_ms with a response due */
+	double longest_stall_ms;
+	double seconds;
+	double lat_p50, lat_p90, lat_p99, lat_max;	/* ms, per request */
+	uint64_t verify_failures;
+	char first_error[256];
+	bool timed_out;
+};
+
+/* Parse "https://HOST:PORT/PATH" (HOST may be [v6]). Returns 0 or -1. */
+int bench_parse_url(const char *url, struct bench_opts *o);
+
+/* Run the load described by o; fills r. Returns 0, or -1 if nothing could be measured. */
+int bench_run(const struct bench_opts *o, struct bench_result *r);
+
+/* Print r in o->format ("table", "json", "csv") to stdout. */
+void bench_print(const struct bench_opts *o, const struct bench_result *r);
+
+/* --matrix: start ktlsd for each combination and measure each. argv after "--matrix". */
+int bench_matrix(int argc, char **argv);
+
+#endif
