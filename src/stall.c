@@ -124,6 +124,33 @@ static void push_pending(struct conn *c)
 			strerror(errno));
 }
 
+static void learn_strike(struct conn *c)
+{
+	struct stall_learning *l = &c->srv->learn;
+
+	l->probes_ok = 0;
+	if (++l->strikes >= STALL_LEARN_STRIKES && !l->capped) {
+		l->capped = true;
+		log_msg(LOG_LEVEL_NOTICE, "auto: %u responses stalled in sendfile and recovered with "
+			"one-record calls; new responses start capped (every %dth connection re-tests "
+			"uncapped)", l->strikes, STALL_LEARN_PROBE_EVERY);
+	}
+}
+
+/* A response of an uncapped probe connection finished without a stall. */
+static void learn_probe_ok(struct conn *c)
+{
+	struct stall_learning *l = &c->srv->learn;
+
+	if (!l->capped || ++l->probes_ok < STALL_LEARN_PROBES_OK)
+		return;
+	l->capped = false;
+	l->strikes = 0;
+	l->probes_ok = 0;
+	log_msg(LOG_LEVEL_NOTICE, "auto: %d uncapped probes sent without a stall; new responses "
+		"start uncapped again", STALL_LEARN_PROBES_OK);
+}
+
 static void mitigate(struct conn *c)
 {
 	const char *what;
@@ -135,6 +162,7 @@ static void mitigate(struct conn *c)
 	if (c->sender->mode == SEND_MODE_SENDFILE && c->chunk > RECORD_CAP) {
 		c->chunk = RECORD_CAP;
 		what = "capped sendfile calls at one TLS record (16384 bytes)";
+		learn_strike(c);
 	} else if (c->sender->mode == SEND_MODE_SENDFILE) {
 		c->rec.switched_from = c->sender->name;
 		c->sender = send_pick(SEND_MODE_WRITE, c->ktls.tx);
@@ -190,6 +218,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	if (!has_data_to_send(c, &s)) {
 		if (c->stall.in_stall)
 			stall_end(c, now);
+		if (c->stall.probe && c->rec.stalls == 0)
+			learn_probe_ok(c);
 		c->stall.active = false;	/* idle: stop ticking until the next response */
 		return;
 	}
@@ -217,6 +247,14 @@ void stall_fini(struct conn *c)
 
 void stall_busy(struct conn *c)
 {
+	if (c->mode == SEND_MODE_AUTO && c->ktls.tx && c->rec.requests == 1) {
+		c->stall.probe = c->srv->learn.capped && c->id % STALL_LEARN_PROBE_EVERY == 0;
+		if (c->srv->learn.capped && !c->stall.probe && c->chunk > RECORD_CAP) {
+			c->chunk = c->rec.chunk = RECORD_CAP;
+			c->stall.learned_cap = true;
+			c->srv->n.auto_capped_starts++;
+		}
+	}
 	if (c->stall.active)
 		return;
 	c->stall.active = true;

@@ -49,7 +49,22 @@ struct stall_state {
 	bool in_stall;
 	uint64_t stall_began_us;
 	uint64_t wait_began_us;		/* 0: not waiting for writability */
+	bool probe;			/* auto: this connection runs uncapped to re-test */
+	bool learned_cap;		/* auto: capped from the start by what was learned */
 };
+
+/* What send mode auto learned across connections: after a few stalls that one-record
+ * calls cured, new responses start capped; every probe_every-th connection still starts
+ * uncapped, and a few stall-free probes undo the lesson (the path may have changed). */
+struct stall_learning {
+	unsigned strikes;		/* step-1 mitigations since the last reset */
+	bool capped;			/* new auto responses start at one record per call */
+	unsigned probes_ok;		/* uncapped probe responses without a stall */
+};
+
+#define STALL_LEARN_STRIKES 3
+#define STALL_LEARN_PROBE_EVERY 20
+#define STALL_LEARN_PROBES_OK 3
 
 struct conn;
 

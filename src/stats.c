@@ -121,11 +121,12 @@ static void json_totals(struct server *srv, struct evbuffer *o)
 		"\"totals\":{\"connections_open\":%u,\"accepted\":%" PRIu64 ",\"closed\":%" PRIu64
 		",\"requests\":%" PRIu64 ",\"bytes_sent\":%" PRIu64 ",\"handshakes_failed\":%" PRIu64
 		",\"timeouts\":%" PRIu64 ",\"aborted\":%" PRIu64 ",\"ktls_tx\":%" PRIu64
-		",\"ktls_fallback\":%" PRIu64 ",\"mitigations\":%" PRIu64 ",\"stall_ms_total\":%" PRIu64
+		",\"ktls_fallback\":%" PRIu64 ",\"mitigations\":%" PRIu64
+		",\"auto_learned_cap\":%s,\"auto_capped_starts\":%" PRIu64 ",\"stall_ms_total\":%" PRIu64
 		",\"stalls\":{",
 		srv->nconns, n->accepted, n->closed, n->requests, n->bytes_sent, n->handshakes_failed,
 		n->timeouts, n->aborted, n->ktls_tx, n->ktls_fallback, n->mitigations,
-		n->stall_ms_total);
+		srv->learn.capped ? "true" : "false", n->auto_capped_starts, n->stall_ms_total);
 	for (int i = 0; i < STALL_CAUSE_MAX; i++)
 		evbuffer_add_printf(o, "%s\"%s\":%" PRIu64, i ? "," : "",
 				    stall_cause_name((enum stall_cause)i), n->stalls[i]);
@@ -231,6 +232,9 @@ void stats_prometheus(struct server *srv, struct evbuffer *o)
 	prom_head(o, "ktlsd_mitigations_total", "counter",
 		  "Responses switched from sendfile to write after a stall (send mode auto).");
 	evbuffer_add_printf(o, "ktlsd_mitigations_total %" PRIu64 "\n", n->mitigations);
+	prom_head(o, "ktlsd_auto_learned_cap", "gauge",
+		  "1 while send mode auto starts new responses at one record per call.");
+	evbuffer_add_printf(o, "ktlsd_auto_learned_cap %d\n", srv->learn.capped ? 1 : 0);
 	prom_head(o, "ktlsd_ktls_kernel_available", "gauge", "1 if the kernel has the tls ULP.");
 	evbuffer_add_printf(o, "ktlsd_ktls_kernel_available %d\n", ktls_kernel_available() ? 1 : 0);
 	for (size_t i = 0; i < KTLSD_ARRAY_LEN(tls_stats); i++) {

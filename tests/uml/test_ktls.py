@@ -235,6 +235,23 @@ def auto_mode_rescues_the_lowat_stall():
 
 
 @test
+def auto_mode_learns_to_start_capped():
+    need_ktls()
+    with daemon("auto", ["--notsent-lowat", "16384"]) as d:
+        d.put_random("f.bin", 4 * MIB, seed=8)
+        for i in range(4):
+            done, got, took = download_with_deadline(d, "/f.bin", 60)
+            assert done and got == 4 * MIB, (i, done, got, took)
+            wait_until(lambda: d.stats()["totals"]["connections_open"] == 0, 10)
+        recs = list(reversed(d.recent()))          # oldest first
+        assert [r["stalls"] >= 1 for r in recs[:3]] == [True] * 3, recs
+        assert recs[3]["stalls"] == 0 and recs[3]["chunk"] == 16384, recs[3]
+        t = d.stats()["totals"]
+        assert t["auto_learned_cap"] is True and t["auto_capped_starts"] == 1, t
+        assert "new responses start capped" in d.log()
+
+
+@test
 def mss_1448_completes_in_every_kernel_mode():
     need_ktls()
     for mode in ("sendfile", "write", "splice", "auto"):
