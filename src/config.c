@@ -146,6 +146,18 @@ static int get_string(struct loader *ld, const config_setting_t *grp, const char
 	return 0;
 }
 
+static int get_bool(struct loader *ld, const config_setting_t *grp, const char *name, bool *out)
+{
+	const config_setting_t *s = config_setting_get_member(grp, name);
+
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return fail_at(ld, s, "%s: must be true or false", name);
+	*out = config_setting_get_bool(s) != 0;
+	return 0;
+}
+
 /* A non-negative integer within [min, max]. */
 static int get_uint(struct loader *ld, const config_setting_t *grp, const char *name,
 		    long long min, long long max, long long *out)
@@ -255,15 +267,15 @@ static int load_listen(struct loader *ld, const config_setting_t *root, struct c
 static int load_file(struct loader *ld, const config_setting_t *root, struct config *c)
 {
 	static const char *const top[] = { "listen", "document_root", "index", "mime_types", "user",
-		"group", "max_connections", "tls", "timeouts", "limits", "log", "send", "stall", "stats",
-		NULL };
+		"group", "run_as_root", "max_connections", "tls", "timeouts", "limits", "log", "send",
+		"stall", "stats", NULL };
 	static const char *const stl[] = { "threshold_ms", NULL };
 	static const char *const sts[] = { "listen", "recent", NULL };
 	static const char *const tls[] = { "certificate", "private_key", "ciphersuites", NULL };
 	static const char *const tmo[] = { "handshake", "header", "keepalive", "send_idle",
 		"shutdown", NULL };
 	static const char *const lim[] = { "request_line", "header_bytes", "headers",
-		"keepalive_requests", NULL };
+		"keepalive_requests", "nofile", NULL };
 	static const char *const lg[] = { "error", "access", "level", NULL };
 	static const char *const snd[] = { "mode", "chunk", "mss", "notsent_lowat", NULL };
 	const config_setting_t *g;
@@ -274,7 +286,8 @@ static int load_file(struct loader *ld, const config_setting_t *root, struct con
 	    get_string(ld, root, "document_root", &c->document_root) ||
 	    get_string(ld, root, "index", &c->index) ||
 	    get_string(ld, root, "mime_types", &c->mime_types) ||
-	    get_string(ld, root, "user", &c->user) || get_string(ld, root, "group", &c->group))
+	    get_string(ld, root, "user", &c->user) || get_string(ld, root, "group", &c->group) ||
+	    get_bool(ld, root, "run_as_root", &c->run_as_root))
 		return -1;
 	v = c->max_connections;
 	if (get_uint(ld, root, "max_connections", 1, 1000000, &v))
@@ -315,6 +328,15 @@ static int load_file(struct loader *ld, const config_setting_t *root, struct con
 		if (get_uint(ld, g, "keepalive_requests", 1, 1000000000, &v))
 			return -1;
 		c->limits.keepalive_requests = (unsigned)v;
+		/* the kernel caps it at fs.nr_open anyway; 2^30 is far past any sane value */
+		v = (long long)c->limits.nofile;
+		if (get_uint(ld, g, "nofile", 0, 1 << 30, &v))
+			return -1;
+		if (v != 0 && v < 64)
+			return fail_at(ld, config_setting_get_member(g, "nofile"),
+				       "nofile: 0 (raise the soft limit to the hard one) or 64..%d",
+				       1 << 30);
+		c->limits.nofile = (unsigned long)v;
 	}
 	if (rc)
 		return -1;
@@ -498,6 +520,11 @@ static int validate(struct loader *ld, struct config *c)
 		return fail_at(ld, NULL, "no \"document_root\" configured");
 	if (!c->demo && (c->tls.certificate == NULL || c->tls.private_key == NULL))
 		return fail_at(ld, NULL, "tls.certificate and tls.private_key are required (or use --demo)");
+	if (c->user != NULL && c->user[0] == '\0')
+		return fail_at(ld, NULL, "user: must not be empty");
+	if (c->group != NULL && c->user == NULL)
+		return fail_at(ld, NULL, "group: needs user (the group is only set when dropping "
+			       "privileges to user)");
 	if (c->index[0] == '\0' || strchr(c->index, '/') != NULL)
 		return fail_at(ld, NULL, "index: must be a plain file name");
 	if (c->limits.request_line > c->limits.header_bytes)

@@ -41,6 +41,7 @@ struct config {
 	char *index;			/* directory index file name */
 	char *mime_types;		/* path; NULL = built-in table */
 	char *user, *group;		/* drop to these after binding; NULL = stay */
+	bool run_as_root;		/* started as root without user: go on anyway */
 	unsigned max_connections;
 	struct {
 		char *certificate, *private_key;
@@ -52,6 +53,7 @@ struct config {
 	struct {
 		size_t request_line, header_bytes, headers;
 		unsigned keepalive_requests;
+		unsigned long nofile;	/* RLIMIT_NOFILE set at start; 0 = soft to hard */
 	} limits;
 	struct {
 		char *error, *access;

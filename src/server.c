@@ -6,6 +6,7 @@
 #include "stats.h"
 #include "log.h"
 #include "mime.h"
+#include "notify.h"
 #include "tls.h"
 #include "file.h"
 
@@ -199,12 +200,16 @@ static void server_stop(struct server *srv, int sig)
 {
 	struct timeval tv;
 	unsigned ms = srv->site->cfg->timeouts.shutdown;
+	char st[128];
 
 	if (srv->stopping)
 		return;
 	srv->stopping = true;
 	log_msg(LOG_LEVEL_NOTICE, "%s received: stopping (%u connection(s), up to %u ms)",
 		strsignal(sig), srv->nconns, ms);
+	snprintf(st, sizeof(st), "stopping: %u connection(s) to finish, up to %u ms", srv->nconns,
+		 ms);
+	notify_stopping(st);
 	for (size_t i = 0; i < srv->nlisteners; i++)
 		evconnlistener_free(srv->listeners[i]);
 	srv->nlisteners = 0;
@@ -221,31 +226,123 @@ static void server_stop(struct server *srv, int sig)
 	evtimer_add(srv->ev_stop_timer, &tv);
 }
 
+static bool str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+/* Settings a reload reads but cannot apply: they act on the listening sockets, on the
+ * process (uid, limits) or on the stats listener, all set up once at start. Names
+ * them in out ("" if none), so the operator knows a restart is still due. */
+static void restart_only_changes(const struct config *o, const struct config *n, char *out,
+				 size_t len)
+{
+	bool listen = o->nlisten != n->nlisten;
+	size_t used = 0;
+
+	for (size_t i = 0; !listen && i < n->nlisten; i++)
+		listen = o->listen[i].len != n->listen[i].len ||
+			 memcmp(&o->listen[i].ss, &n->listen[i].ss, n->listen[i].len) != 0;
+	struct { bool changed; const char *name; } what[] = {
+		{ listen, "listen" },
+		{ o->send.mss != n->send.mss, "send.mss" },
+		{ str_differs(o->user, n->user), "user" },
+		{ str_differs(o->group, n->group), "group" },
+		{ o->run_as_root != n->run_as_root, "run_as_root" },
+		{ o->limits.nofile != n->limits.nofile, "limits.nofile" },
+		{ o->stats.enabled != n->stats.enabled ||
+		  memcmp(&o->stats.listen.ss, &n->stats.listen.ss, sizeof(n->stats.listen.ss)) != 0,
+		  "stats.listen" },
+		{ o->stats.recent != n->stats.recent, "stats.recent" },
+	};
+	out[0] = '\0';
+	for (size_t i = 0; i < KTLSD_ARRAY_LEN(what); i++) {
+		int k;
+		if (!what[i].changed)
+			continue;
+		k = snprintf(out + used, len - used, "%s%s", used ? ", " : "", what[i].name);
+		if (k < 0 || (size_t)k >= len - used)
+			break;
+		used += (size_t)k;
+	}
+}
+
+/* The certificate new handshakes will present, so a reload can be checked in the log. */
+static void log_certificate(const struct site *site)
+{
+	X509 *x = SSL_CTX_get0_certificate(site->ssl_ctx);
+	char subject[256] = "?", serial[80] = "?", until[64] = "?";
+	BIGNUM *bn;
+	BIO *b;
+
+	if (x == NULL)
+		return;
+	X509_NAME_oneline(X509_get_subject_name(x), subject, sizeof(subject));
+	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	if (bn != NULL) {
+		char *hex = BN_bn2hex(bn);
+		if (hex != NULL)
+			snprintf(serial, sizeof(serial), "%s", hex);
+		OPENSSL_free(hex);
+		BN_free(bn);
+	}
+	b = BIO_new(BIO_s_mem());
+	if (b != NULL && ASN1_TIME_print(b, X509_get0_notAfter(x)) == 1) {
+		int n = BIO_read(b, until, sizeof(until) - 1);
+		until[n > 0 ? n : 0] = '\0';
+	}
+	BIO_free(b);
+	log_msg(LOG_LEVEL_NOTICE, "certificate: %s, serial %s, valid until %s%s", subject, serial,
+		until, site->cfg->demo ? " (demo, in memory)" : "");
+}
+
+/* SIGHUP. Build a complete new site (configuration, certificate and key, document root,
+ * mime table) beside the running one; switch only if all of it is good. Connections
+ * hold a reference to the site they started with, so responses in flight finish under
+ * the old settings and certificate; the old site is freed with its last connection. */
 static void server_reload(struct server *srv)
 {
-	char err[512];
+	char err[512], st[600], later[160];
+	const char *file = srv->config_file ? srv->config_file : "(command line)";
 	struct config *cfg;
-	struct site *site;
+	struct site *site, *old = srv->site;
 
-	log_msg(LOG_LEVEL_NOTICE, "SIGHUP: reloading %s", srv->config_file ? srv->config_file : "(no file)");
-	cfg = config_load(srv->config_file, srv->overrides, err, sizeof(err));
-	if (cfg == NULL) {
-		log_msg(LOG_LEVEL_ERROR, "reload failed, keeping the running configuration: %s", err);
+	if (srv->stopping) {
+		log_msg(LOG_LEVEL_NOTICE, "SIGHUP while stopping: not reloading");
 		return;
 	}
+	log_msg(LOG_LEVEL_NOTICE, "SIGHUP: reloading %s", file);
+	snprintf(st, sizeof(st), "reloading %s", file);
+	notify_reloading(st);
+	cfg = config_load(srv->config_file, srv->overrides, err, sizeof(err));
+	if (cfg == NULL)
+		goto failed;
 	site = site_new(cfg, err, sizeof(err));
 	config_unref(cfg);
-	if (site == NULL) {
-		log_msg(LOG_LEVEL_ERROR, "reload failed, keeping the running configuration: %s", err);
-		return;
-	}
+	if (site == NULL)
+		goto failed;
 	if (log_open(site->cfg->log.error, site->cfg->log.access, err, sizeof(err)) == -1)
 		log_msg(LOG_LEVEL_ERROR, "reload: %s (keeping the old log files)", err);
 	log_set_level((enum log_level)site->cfg->log.level);
-	site_unref(srv->site);
+	restart_only_changes(old->cfg, site->cfg, later, sizeof(later));
+	/* accepting was paused at the old limit: a higher one resumes it now */
+	if (srv->nconns >= old->cfg->max_connections && srv->nconns < site->cfg->max_connections)
+		listeners_enable(srv, true);
 	srv->site = site;
-	log_msg(LOG_LEVEL_NOTICE, "reloaded; new connections use the new configuration "
-		"(listen addresses and MSS apply to listeners only after a restart)");
+	site_unref(old);
+	log_msg(LOG_LEVEL_NOTICE, "reloaded %s: new connections use the new configuration and "
+		"certificate; %u connection(s) in flight finish with the old one", file, srv->nconns);
+	log_certificate(site);
+	if (later[0] != '\0')
+		log_msg(LOG_LEVEL_WARN, "reload: changed %s: takes effect only after a restart", later);
+	snprintf(st, sizeof(st), "serving: reloaded %s%s%s", file, later[0] ? "; restart due for " : "",
+		 later);
+	notify_ready(st);
+	return;
+failed:
+	log_msg(LOG_LEVEL_ERROR, "reload failed, keeping the running configuration: %s", err);
+	snprintf(st, sizeof(st), "serving the old configuration: reload failed: %s", err);
+	notify_ready(st);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -316,6 +413,7 @@ struct server *server_new(struct site *site, char *err, size_t errlen)
 	stats_configure(cfg->stats.recent);
 	if (admin_start(srv, err, errlen) == -1)
 		goto fail;
+	log_certificate(site);
 	return srv;
 fail:
 	server_free(srv);

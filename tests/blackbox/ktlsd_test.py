@@ -220,6 +220,8 @@ class Daemon:
                 self.log_path, self.access_path) +
             (('send = { mode = "%s"; };\n' % send_mode) if send_mode else "") +
             ('stats = { listen = "127.0.0.1:0"; };\n' if stats else "") +
+            # CI runs as root; ktlsd refuses to serve as root unless told to
+            ("run_as_root = true;\n" if os.geteuid() == 0 else "") +
             conf_extra)
         with open(self.conf_path, "w") as f:
             f.write(self.conf_text)

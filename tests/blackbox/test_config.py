@@ -44,7 +44,7 @@ class Conf:
             '};',
             'timeouts = { handshake = 5; header = 5.5; };',
             'log = { error = "stderr"; level = "info"; };',
-        ]
+        ] + (["run_as_root = true;"] if os.geteuid() == 0 else [])
 
     def write(self, lines, name="ktlsd.conf"):
         path = os.path.join(self.tmp, name)
@@ -119,6 +119,8 @@ def config_test_good_file_exits_0():
                     line = "%s%s%s%s;" % (m.group(1), m.group(2), m.group(3),
                                           subst[m.group(2)])
                 lines.append(line)
+            if os.geteuid() == 0:
+                lines.append("run_as_root = true;")
             p = run("-t", "-c", c.write(lines, "example.conf"))
             assert p.returncode == 0, p.stderr
             check_output_clean(p)
