@@ -650,7 +650,8 @@ int bench_run(const struct bench_opts *o, struct bench_result *r)
 	}
 	if (o->progress)
 		fputc('\n', stderr);
-	qsort(b.lat, b.nlat, sizeof(double), cmp_double);
+	if (b.nlat > 0)	/* qsort(NULL, 0) is undefined */
+		qsort(b.lat, b.nlat, sizeof(double), cmp_double);
 	r->lat_p50 = pct(b.lat, b.nlat, 50);
 	r->lat_p90 = pct(b.lat, b.nlat, 90);
 	r->lat_p99 = pct(b.lat, b.nlat, 99);
