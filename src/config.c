@@ -233,6 +233,78 @@ static const config_setting_t *group(struct loader *ld, const config_setting_t *
 
 /* ---- the schema ------------------------------------------------------- */
 
+/* A "send" group into *ss; *set (if not NULL) gets the SEND_SET_* bits of what it names. */
+static int load_send(struct loader *ld, const config_setting_t *g, struct send_settings *ss,
+		     unsigned *set)
+{
+	char *mode = NULL;
+	long long v;
+	unsigned bits = 0;
+
+	if (get_string(ld, g, "mode", &mode))
+		return -1;
+	if (mode != NULL) {
+		int m = send_mode_parse(mode);
+		free(mode);
+		if (m < 0)
+			return fail_at(ld, config_setting_get_member(g, "mode"),
+				       "mode: must be one of sendfile, splice, write, userspace, auto");
+		ss->mode = (enum send_mode)m;
+		bits |= SEND_SET_MODE;
+	}
+	v = (long long)ss->chunk;
+	if (get_uint(ld, g, "chunk", 4096, 64 << 20, &v))
+		return -1;
+	ss->chunk = (size_t)v;
+	v = ss->mss;
+	if (get_uint(ld, g, "mss", 0, 65535, &v))
+		return -1;
+	if (v != 0 && v < 88)
+		return fail_at(ld, config_setting_get_member(g, "mss"),
+			       "mss: 0 (kernel default) or 88..65535");
+	ss->mss = (int)v;
+	v = ss->notsent_lowat;
+	if (get_uint(ld, g, "notsent_lowat", 0, INT_MAX, &v))
+		return -1;
+	ss->notsent_lowat = (int)v;
+	if (config_setting_get_member(g, "chunk"))
+		bits |= SEND_SET_CHUNK;
+	if (config_setting_get_member(g, "mss"))
+		bits |= SEND_SET_MSS;
+	if (config_setting_get_member(g, "notsent_lowat"))
+		bits |= SEND_SET_LOWAT;
+	if (set != NULL)
+		*set = bits;
+	return 0;
+}
+
+/* One element of "listen": "ADDR:PORT", or { address = "ADDR:PORT"; send = { ... }; }. */
+static int load_listen_one(struct loader *ld, const config_setting_t *e, int i,
+			   struct listen_addr *la)
+{
+	static const char *const keys[] = { "address", "send", NULL };
+	static const char *const snd[] = { "mode", "chunk", "mss", "notsent_lowat", NULL };
+	const config_setting_t *a = e, *g;
+	char msg[160];
+	int rc;
+
+	if (config_setting_is_group(e)) {
+		if (check_known(ld, e, keys))
+			return -1;
+		a = config_setting_get_member(e, "address");
+		if (a == NULL)
+			return fail_at(ld, e, "listen: element %d needs an address", i + 1);
+	}
+	if (config_setting_type(a) != CONFIG_TYPE_STRING)
+		return fail_at(ld, a, "listen: element %d must be a string or a group", i + 1);
+	if (config_parse_listen(config_setting_get_string(a), la, msg, sizeof(msg)))
+		return fail_at(ld, a, "listen: %s", msg);
+	if (config_setting_is_group(e) && (g = group(ld, e, "send", snd, &rc)) != NULL &&
+	    load_send(ld, g, &la->own, &la->own_set))
+		return -1;
+	return config_setting_is_group(e) ? rc : 0;
+}
+
 static int load_listen(struct loader *ld, const config_setting_t *root, struct config *c)
 {
 	const config_setting_t *s = config_setting_get_member(root, "listen");
@@ -247,18 +319,15 @@ static int load_listen(struct loader *ld, const config_setting_t *root, struct c
 		return 0;
 	}
 	if (!config_setting_is_array(s) && !config_setting_is_list(s))
-		return fail_at(ld, s, "listen: must be a string or a list of strings");
+		return fail_at(ld, s, "listen: must be a string, or a list of strings and groups");
 	int n = config_setting_length(s);
 	if (n == 0 || n > CONFIG_MAX_LISTEN)
 		return fail_at(ld, s, "listen: give 1 to %d addresses", CONFIG_MAX_LISTEN);
 	c->nlisten = 0;
 	for (int i = 0; i < n; i++) {
-		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-		if (config_setting_type(e) != CONFIG_TYPE_STRING)
-			return fail_at(ld, e, "listen: element %d must be a string", i + 1);
-		if (config_parse_listen(config_setting_get_string(e), &c->listen[c->nlisten], msg,
-					sizeof(msg)))
-			return fail_at(ld, e, "listen: %s", msg);
+		if (load_listen_one(ld, config_setting_get_elem(s, (unsigned)i), i,
+				    &c->listen[c->nlisten]))
+			return -1;
 		c->nlisten++;
 	}
 	return 0;
@@ -357,34 +426,8 @@ static int load_file(struct loader *ld, const config_setting_t *root, struct con
 	if (rc)
 		return -1;
 
-	if ((g = group(ld, root, "send", snd, &rc)) != NULL) {
-		char *mode = NULL;
-		if (get_string(ld, g, "mode", &mode))
-			return -1;
-		if (mode != NULL) {
-			int m = send_mode_parse(mode);
-			free(mode);
-			if (m < 0)
-				return fail_at(ld, config_setting_get_member(g, "mode"),
-					       "mode: must be one of sendfile, splice, write, userspace, auto");
-			c->send.mode = (enum send_mode)m;
-		}
-		v = (long long)c->send.chunk;
-		if (get_uint(ld, g, "chunk", 4096, 64 << 20, &v))
-			return -1;
-		c->send.chunk = (size_t)v;
-		v = c->send.mss;
-		if (get_uint(ld, g, "mss", 0, 65535, &v))
-			return -1;
-		if (v != 0 && v < 88)
-			return fail_at(ld, config_setting_get_member(g, "mss"),
-				       "mss: 0 (kernel default) or 88..65535");
-		c->send.mss = (int)v;
-		v = c->send.notsent_lowat;
-		if (get_uint(ld, g, "notsent_lowat", 0, INT_MAX, &v))
-			return -1;
-		c->send.notsent_lowat = (int)v;
-	}
+	if ((g = group(ld, root, "send", snd, &rc)) != NULL && load_send(ld, g, &c->send, NULL))
+		return -1;
 	if (rc)
 		return -1;
 	if ((g = group(ld, root, "stall", stl, &rc)) != NULL) {
@@ -451,21 +494,25 @@ static int apply_overrides(struct loader *ld, struct config *c, const struct con
 			return snprintf(ld->err, ld->errlen,
 					"--send-mode: must be one of sendfile, splice, write, userspace, auto"), -1;
 		c->send.mode = (enum send_mode)m;
+		c->cli_send_set |= SEND_SET_MODE;
 	}
 	if (ov->mss >= 0) {
 		if (ov->mss > 65535 || (ov->mss != 0 && ov->mss < 88))
 			return snprintf(ld->err, ld->errlen, "--mss: 0 or 88..65535"), -1;
 		c->send.mss = (int)ov->mss;
+		c->cli_send_set |= SEND_SET_MSS;
 	}
 	if (ov->notsent_lowat >= 0) {
 		if (ov->notsent_lowat > INT_MAX)
 			return snprintf(ld->err, ld->errlen, "--notsent-lowat: too large"), -1;
 		c->send.notsent_lowat = (int)ov->notsent_lowat;
+		c->cli_send_set |= SEND_SET_LOWAT;
 	}
 	if (ov->send_chunk >= 0) {
 		if (ov->send_chunk < 4096 || ov->send_chunk > (64 << 20))
 			return snprintf(ld->err, ld->errlen, "--send-chunk: 4096..67108864"), -1;
 		c->send.chunk = (size_t)ov->send_chunk;
+		c->cli_send_set |= SEND_SET_CHUNK;
 	}
 	if (ov->stall_threshold_ms >= 0) {
 		if (ov->stall_threshold_ms < 100 || ov->stall_threshold_ms > 3600000)
@@ -508,6 +555,25 @@ static void set_defaults(struct config *c)
 	c->stats.recent = 64;
 }
 
+/* Effective per-listener settings: the global "send", then what the listener's own group
+ * sets, except what the command line set (the command line beats the file). */
+static void resolve_send(struct config *c)
+{
+	for (size_t i = 0; i < c->nlisten; i++) {
+		struct listen_addr *la = &c->listen[i];
+		unsigned own = la->own_set & ~c->cli_send_set;
+		la->send = c->send;
+		if (own & SEND_SET_MODE)
+			la->send.mode = la->own.mode;
+		if (own & SEND_SET_CHUNK)
+			la->send.chunk = la->own.chunk;
+		if (own & SEND_SET_MSS)
+			la->send.mss = la->own.mss;
+		if (own & SEND_SET_LOWAT)
+			la->send.notsent_lowat = la->own.notsent_lowat;
+	}
+}
+
 static int validate(struct loader *ld, struct config *c)
 {
 	if (c->nlisten == 0) {
@@ -516,6 +582,7 @@ static int validate(struct loader *ld, struct config *c)
 		config_parse_listen("127.0.0.1:8443", &c->listen[0], ld->err, ld->errlen);
 		c->nlisten = 1;
 	}
+	resolve_send(c);
 	if (c->document_root == NULL)
 		return fail_at(ld, NULL, "no \"document_root\" configured");
 	if (!c->demo && (c->tls.certificate == NULL || c->tls.private_key == NULL))

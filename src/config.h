@@ -25,10 +25,27 @@ enum send_mode {
 int send_mode_parse(const char *s);
 const char *send_mode_name(enum send_mode m);
 
+/* How bodies are sent: globally (config "send") and per listener. */
+struct send_settings {
+	enum send_mode mode;
+	size_t chunk;		/* max bytes per sendfile/splice/write call */
+	int mss;		/* TCP_MAXSEG on the listener; 0 = kernel default */
+	int notsent_lowat;	/* TCP_NOTSENT_LOWAT on accepted sockets; 0 = default */
+};
+
+/* Bits of send_settings set explicitly (per listener in the file, or on the command line). */
+enum {
+	SEND_SET_MODE = 1, SEND_SET_CHUNK = 2, SEND_SET_MSS = 4, SEND_SET_LOWAT = 8,
+};
+
 struct listen_addr {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	char text[64];		/* as given, for logs */
+	struct send_settings send;	/* effective for this listener: global "send", then the
+					 * listener's own "send" group, then the command line */
+	struct send_settings own;	/* the listener's own group ... */
+	unsigned own_set;		/* ... and which of its fields it sets */
 };
 
 struct config {
@@ -59,12 +76,8 @@ struct config {
 		char *error, *access;
 		int level;
 	} log;
-	struct {
-		enum send_mode mode;
-		size_t chunk;		/* max bytes per sendfile/splice/write call */
-		int mss;		/* TCP_MAXSEG on listeners; 0 = kernel default */
-		int notsent_lowat;	/* TCP_NOTSENT_LOWAT on accepted sockets; 0 = default */
-	} send;
+	struct send_settings send;	/* defaults for every listener */
+	unsigned cli_send_set;		/* SEND_SET_* given on the command line */
 	struct {
 		unsigned threshold_ms;	/* no progress this long with data to send = a stall */
 	} stall;

@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -631,12 +633,67 @@ static void format_addr(const struct sockaddr *sa, char *hp, size_t hplen, char 
 		snprintf(a, alen, "%s", buf);
 }
 
-struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int salen)
+/* Out of file descriptors. Without a reserve, the last free fds go to new connections and
+ * every connection already held then fails to open its file (503) or splice pipe: the
+ * clients being served suffer for the ones arriving. The kernel hands out the lowest free
+ * number, so an accepted fd within `reserve` of RLIMIT_NOFILE means at most `reserve` fds
+ * are left: such a connection is closed at once (no TLS, no response; like nginx when
+ * worker_connections run out) and the reserve stays for the responses in flight. Refusing
+ * costs one accept() per client, so there is no busy loop; logged at most once a second. */
+#define FD_RESERVE_MIN 8
+#define FD_RESERVE_MAX 256
+
+static bool fd_reserve_reached(int fd, unsigned long long *limit)
 {
-	struct conn *c = calloc(1, sizeof(*c));
+	struct rlimit rl;
+	rlim_t reserve;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
+		return false;
+	reserve = rl.rlim_cur / 8;
+	if (reserve < FD_RESERVE_MIN)
+		reserve = FD_RESERVE_MIN;
+	if (reserve > FD_RESERVE_MAX)
+		reserve = FD_RESERVE_MAX;
+	*limit = (unsigned long long)rl.rlim_cur;
+	return (rlim_t)fd + reserve >= rl.rlim_cur;
+}
+
+static void refuse_out_of_fds(int fd, const struct sockaddr *sa, unsigned long long limit)
+{
+	static time_t last_log;
+	static unsigned long long refused;
+	char peer[64];
+	char buf[512];
+	time_t now = time(NULL);
+
+	refused++;
+	if (now != last_log) {
+		format_addr(sa, peer, sizeof(peer), NULL, 0);
+		log_msg(LOG_LEVEL_WARN, "out of file descriptors (fd %d, limit %llu): closing new "
+			"connections, keeping the rest for responses in flight (%llu refused so far, "
+			"last from %s)", fd, limit, refused, peer);
+		last_log = now;
+	}
+	/* drop a ClientHello already here so that the close is a FIN rather than an RST */
+	while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+		;
+	close(fd);
+}
+
+struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int salen,
+		      size_t listener)
+{
+	struct conn *c;
 	int one = 1;
+	unsigned long long limit;
 
 	(void)salen;
+	if (fd_reserve_reached(fd, &limit)) {
+		refuse_out_of_fds(fd, sa, limit);
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		log_msg(LOG_LEVEL_ERROR, "out of memory for a new connection");
 		close(fd);
@@ -649,8 +706,10 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	c->fd = fd;
 	c->file_fd = -1;
 	c->pipe[0] = c->pipe[1] = -1;
-	c->mode = c->cfg->send.mode;
-	c->chunk = c->cfg->send.chunk;
+	/* after a reload that changed the listen list, fall back to the global settings */
+	c->send = listener < c->cfg->nlisten ? &c->cfg->listen[listener].send : &c->cfg->send;
+	c->mode = c->send->mode;
+	c->chunk = c->send->chunk;
 	c->rec.chunk = c->chunk;
 	c->sender = send_pick(SEND_MODE_USERSPACE, false);
 	c->ktls.offload = "-";
@@ -677,11 +736,11 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	/* Responses are written in large pieces; Nagle would only delay the last segment of
 	 * each (nginx sets TCP_NODELAY on TLS connections too). */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (c->cfg->send.notsent_lowat > 0 &&
-	    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &c->cfg->send.notsent_lowat,
-		       sizeof(c->cfg->send.notsent_lowat)) == -1)
+	if (c->send->notsent_lowat > 0 &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &c->send->notsent_lowat,
+		       sizeof(c->send->notsent_lowat)) == -1)
 		log_msg(LOG_LEVEL_WARN, "conn %llu: TCP_NOTSENT_LOWAT %d: %s", (unsigned long long)c->id,
-			c->cfg->send.notsent_lowat, strerror(errno));
+			c->send->notsent_lowat, strerror(errno));
 	c->ssl = SSL_new(c->site->ssl_ctx);
 	c->in = evbuffer_new();
 	c->ev_read = event_new(srv->base, fd, EV_READ, on_io, c);

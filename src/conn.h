@@ -65,6 +65,7 @@ struct conn {
 	char peer_addr[48];
 	struct timeval t_accept;
 	struct ktls_state ktls;
+	const struct send_settings *send;	/* this listener's settings (in cfg) */
 	enum send_mode mode;		/* configured mode */
 	size_t chunk;			/* bytes per send call (cfg, or less after a mitigation) */
 	const struct body_sender *sender;	/* effective sender for this connection */
@@ -95,9 +96,10 @@ struct conn {
 	struct stall_state stall;
 };
 
-/* Take ownership of an accepted, non-blocking socket fd. Returns NULL (fd closed,
- * reason logged) on failure. */
-struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int salen);
+/* Take ownership of an accepted, non-blocking socket fd that came in on listener number
+ * listener (its send settings apply). Returns NULL (fd closed, reason logged) on failure. */
+struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int salen,
+		      size_t listener);
 
 /* Change state: logs at debug, asserts the range, arms the state's timeout. */
 void conn_set_state(struct conn *c, enum conn_state s);

@@ -81,14 +81,16 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		      int salen, void *arg)
 {
 	struct server *srv = arg;
+	size_t idx = 0;
 
-	(void)l;
 	if (srv->stopping) {
 		close(fd);
 		return;
 	}
+	while (idx < srv->nlisteners && srv->listeners[idx] != l)
+		idx++;
 	srv->n.accepted++;
-	if (conn_new(srv, fd, sa, salen) == NULL)
+	if (conn_new(srv, fd, sa, salen, idx) == NULL)
 		return;
 	if (srv->nconns >= srv->site->cfg->max_connections) {
 		/* at the limit: leave new clients in the kernel backlog, like nginx does */
@@ -137,9 +139,9 @@ static int bind_one(const struct listen_addr *la, const struct config *cfg, char
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	/* Set on the listener so every accepted socket inherits it before its SYN-ACK:
 	 * the MSS is negotiated in the handshake, setting it later changes nothing. */
-	if (cfg->send.mss > 0 &&
-	    setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &cfg->send.mss, sizeof(cfg->send.mss)) == -1) {
-		snprintf(err, errlen, "listen %s: TCP_MAXSEG %d: %s", la->text, cfg->send.mss,
+	if (la->send.mss > 0 &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &la->send.mss, sizeof(la->send.mss)) == -1) {
+		snprintf(err, errlen, "listen %s: TCP_MAXSEG %d: %s", la->text, la->send.mss,
 			 strerror(errno));
 		goto fail;
 	}
@@ -237,15 +239,17 @@ static bool str_differs(const char *a, const char *b)
 static void restart_only_changes(const struct config *o, const struct config *n, char *out,
 				 size_t len)
 {
-	bool listen = o->nlisten != n->nlisten;
+	bool listen = o->nlisten != n->nlisten, mss = false;
 	size_t used = 0;
 
-	for (size_t i = 0; !listen && i < n->nlisten; i++)
+	for (size_t i = 0; !listen && i < n->nlisten; i++) {
 		listen = o->listen[i].len != n->listen[i].len ||
 			 memcmp(&o->listen[i].ss, &n->listen[i].ss, n->listen[i].len) != 0;
+		mss = mss || o->listen[i].send.mss != n->listen[i].send.mss;
+	}
 	struct { bool changed; const char *name; } what[] = {
 		{ listen, "listen" },
-		{ o->send.mss != n->send.mss, "send.mss" },
+		{ mss, "send.mss" },
 		{ str_differs(o->user, n->user), "user" },
 		{ str_differs(o->group, n->group), "group" },
 		{ o->run_as_root != n->run_as_root, "run_as_root" },

@@ -151,6 +151,16 @@ void stats_json(struct server *srv, struct evbuffer *o)
 			    send_mode_name(srv->site->cfg->send.mode), srv->site->cfg->send.chunk,
 			    srv->site->cfg->send.mss, srv->site->cfg->send.notsent_lowat,
 			    srv->site->cfg->stall.threshold_ms);
+	evbuffer_add_printf(o, "\"listeners\":[");
+	for (size_t i = 0; i < srv->site->cfg->nlisten; i++) {
+		const struct listen_addr *la = &srv->site->cfg->listen[i];
+		evbuffer_add_printf(o, "%s{\"address\":", i ? "," : "");
+		json_str(o, la->text);
+		evbuffer_add_printf(o, ",\"send_mode\":\"%s\",\"chunk\":%zu,\"mss\":%d,"
+				    "\"notsent_lowat\":%d}", send_mode_name(la->send.mode),
+				    la->send.chunk, la->send.mss, la->send.notsent_lowat);
+	}
+	evbuffer_add_printf(o, "],");
 	json_totals(srv, o);
 	evbuffer_add_printf(o, ",\"connections\":[");
 	TAILQ_FOREACH(c, &srv->conns, link) {

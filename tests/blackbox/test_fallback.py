@@ -47,5 +47,31 @@ def every_mode_falls_back_to_userspace_with_a_reason():
             assert "tls_tx=userspace (kernel has no tls ULP" in log or mode == "userspace", log
 
 
+@test
+def send_settings_per_listener_and_command_line_precedence():
+    # a listener group overrides the global "send"; --send-chunk on the command line beats both
+    conf = ('listen = ( "127.0.0.1:0", { address = "127.0.0.1:0"; '
+            'send = { mode = "write"; chunk = 16384; notsent_lowat = 32768; }; } );\n'
+            'send = { mode = "splice"; chunk = 32768; };\n')
+    d = Daemon(listen=(), stats=True, start=False, args=["--send-chunk", "8192"])
+    d.conf_text = d.conf_text.replace("listen = [  ];\n", conf)
+    with open(d.conf_path, "w") as f:
+        f.write(d.conf_text)
+    with d:
+        d.start()
+        lst = d.stats()["listeners"]
+        assert [(l["send_mode"], l["chunk"], l["notsent_lowat"]) for l in lst] == \
+            [("splice", 8192, 0), ("write", 8192, 32768)], lst
+        ports = [int(p) for p in __import__("re").findall(r"listening on \S+ \(bound 127\.0\.0\.1:(\d+)\)", d.log())]
+        assert len(ports) == 2, d.log()
+        d.put("x.txt", "x" * 1000)
+        for port in ports:
+            d.port = port
+            assert d.get("/x.txt").body == b"x" * 1000
+        wait_until(lambda: d.stats()["totals"]["connections_open"] == 0, 5)
+        modes = sorted(r["mode"] for r in d.recent())
+        assert modes == ["splice", "write"], modes
+
+
 if __name__ == "__main__":
     run_tests()
