@@ -46,6 +46,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 	} else if (plen == 6 && strncmp(uri, "/stats", 6) == 0) {
 		stats_json(srv, body);
 		reply(req, 200, "application/json", body);
+	} else if (plen == 11 && strncmp(uri, "/stats/text", 11) == 0) {
+		stats_text(srv, body);
+		reply(req, 200, "text/plain; charset=utf-8", body);
 	} else if (plen == 13 && strncmp(uri, "/stats/recent", 13) == 0) {
 		stats_json_recent(body);
 		reply(req, 200, "application/json", body);

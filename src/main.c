@@ -9,6 +9,7 @@
 #include "log.h"
 #include "notify.h"
 #include "server.h"
+#include "statscli.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -45,6 +46,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: ktlsd [options]\n"
 		"       ktlsd --demo [DIR]\n"
+		"       ktlsd stats [-c FILE | --stats-listen ADDR:PORT] [--watch] [--json]\n"
 		"\n"
 		"Serve static files over HTTPS (TLS 1.3), with the record encryption in the kernel\n"
 		"(kTLS) where it can, and per-connection visibility of send stalls.\n"
@@ -404,6 +406,8 @@ int main(int argc, char **argv)
 	char err[512];
 	int opt, ready_fd = -1, rc;
 
+	if (argc > 1 && strcmp(argv[1], "stats") == 0)
+		return statscli_main(argc - 1, argv + 1);
 	config_overrides_init(&ov);
 	while ((opt = getopt_long(argc, argv, "c:tl:r:fVh", opts, NULL)) != -1) {
 		switch (opt) {

@@ -185,6 +185,43 @@ void stats_json_recent(struct evbuffer *o)
 	evbuffer_add_printf(o, "]}\n");
 }
 
+/* ---- text ----------------------------------------------------------------- */
+
+void stats_text(struct server *srv, struct evbuffer *o)
+{
+	const struct server_counters *n = &srv->n;
+	uint64_t now = stall_now_us();
+	struct conn *c;
+
+	evbuffer_add_printf(o, "ktlsd %s — kTLS %s%s%s\n", PACKAGE_VERSION,
+			    ktls_kernel_available() ? "available" : "unavailable",
+			    ktls_kernel_available() ? "" : ": ",
+			    ktls_kernel_available() ? "" : ktls_kernel_reason());
+	evbuffer_add_printf(o, "connections %u open, %" PRIu64 " accepted; %" PRIu64 " requests; "
+			    "%.1f MiB sent; kTLS %" PRIu64 ", fallback %" PRIu64 "\n",
+			    srv->nconns, n->accepted, n->requests, (double)n->bytes_sent / (1 << 20),
+			    n->ktls_tx, n->ktls_fallback);
+	evbuffer_add_printf(o, "stalls");
+	for (int i = 0; i < STALL_CAUSE_MAX; i++)
+		evbuffer_add_printf(o, " %s %" PRIu64, stall_cause_name((enum stall_cause)i), n->stalls[i]);
+	evbuffer_add_printf(o, "; %.1f s stalled; %" PRIu64 " mitigations%s\n\n",
+			    (double)n->stall_ms_total / 1000, n->mitigations,
+			    srv->learn.capped ? " (auto starts capped)" : "");
+	evbuffer_add_printf(o, "%6s %-22s %-12s %-9s %-9s %9s %8s %6s %8s %s\n", "id", "peer", "state",
+			    "sender", "tls_tx", "MiB", "MiB/s", "stalls", "stall_ms", "cause");
+	TAILQ_FOREACH(c, &srv->conns, link) {
+		const struct conn_record *r = &c->rec;
+		double secs = (double)(now - r->start_us) / 1e6;
+		double mib = (double)(r->bytes_head + r->bytes_body) / (1 << 20);
+		evbuffer_add_printf(o, "%6" PRIu64 " %-22s %-12s %-9s %-9s %9.1f %8.2f %6u %8" PRIu64
+				    " %s%s\n", r->id, r->peer, r->state, r->sender,
+				    r->ktls_tx ? "kernel" : "userspace", mib, secs > 0 ? mib / secs : 0.0,
+				    r->stalls, r->stall_ms_total + stall_current_ms(c),
+				    r->stalls ? stall_cause_name(r->last_cause) : "-",
+				    stall_current_ms(c) ? " (stalled now)" : "");
+	}
+}
+
 /* ---- Prometheus ------------------------------------------------------- */
 
 static void prom_head(struct evbuffer *o, const char *name, const char *type, const char *help)

@@ -54,6 +54,9 @@ void stats_free(void);
 void stats_json(struct server *srv, struct evbuffer *out);
 void stats_json_recent(struct evbuffer *out);
 
+/* Append a human-readable view of the same (GET /stats/text, `ktlsd stats`). */
+void stats_text(struct server *srv, struct evbuffer *out);
+
 /* Append the Prometheus text exposition format (version 0.0.4) to out. */
 void stats_prometheus(struct server *srv, struct evbuffer *out);
 

@@ -171,6 +171,35 @@ def zero_window_stall_detected_within_threshold_plus_one_second():
 
 
 @test
+def ktlsd_stats_command_shows_live_connections():
+    from ktlsd_test import KTLSD
+    with Daemon(stats=True, timeouts={"send_idle": 30}) as d:
+        d.put_random("huge.bin", 16 * 1024 * 1024, seed=5)
+        c = d.conn(sockopts=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+        c.send("GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        c.sock.recv(65536)
+        addr = "127.0.0.1:%d" % d.stats_port
+        p = subprocess.run([KTLSD, "stats", "--stats-listen", addr], capture_output=True, timeout=20)
+        assert p.returncode == 0, p.stderr
+        out = p.stdout.decode()
+        assert out.startswith("ktlsd ") and "connections 1 open" in out, out
+        row = [l for l in out.splitlines() if l.split()[:1] == ["1"]]
+        assert row and "send_body" in row[0], out
+        p = subprocess.run([KTLSD, "stats", "--stats-listen", addr, "--json"], capture_output=True,
+                           timeout=20)
+        assert __import__("json").loads(p.stdout)["totals"]["connections_open"] == 1
+        c.close()
+        p = subprocess.run([KTLSD, "stats", "--stats-listen", "127.0.0.1:1"], capture_output=True,
+                           timeout=20)
+        assert p.returncode == 1 and b"127.0.0.1:1" in p.stderr, p.stderr
+        nostats = os.path.join(d.tmp, "nostats.conf")
+        with open(nostats, "w") as f:
+            f.write(d.conf_text.replace('stats = { listen = "127.0.0.1:0"; };\n', ""))
+        p = subprocess.run([KTLSD, "stats", "-c", nostats], capture_output=True, timeout=20)
+        assert p.returncode == 1 and b"has no stats" in p.stderr, p.stderr
+
+
+@test
 def prometheus_checker_rejects_bad_exposition():
     # the checker itself must be able to fail, or the tests above prove nothing
     for bad in ("x 1\n", "# TYPE x counter\nx 1\n", "# TYPE x_total counter\nx_total one\n",
