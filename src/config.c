@@ -278,6 +278,34 @@ static int load_send(struct loader *ld, const config_setting_t *g, struct send_s
 	return 0;
 }
 
+/* tls.sni = ( { certificate = "..."; private_key = "..."; }, ... ): more certificates, each
+ * served to clients whose SNI matches one of its names (subjectAltName DNS, else CN). */
+static int load_sni(struct loader *ld, const config_setting_t *tls, struct config *c)
+{
+	static const char *const keys[] = { "certificate", "private_key", NULL };
+	const config_setting_t *s = config_setting_get_member(tls, "sni");
+	int n;
+
+	if (s == NULL)
+		return 0;
+	if (!config_setting_is_list(s))
+		return fail_at(ld, s, "sni: must be a list ( { certificate = ...; private_key = ...; }, ... )");
+	n = config_setting_length(s);
+	if (n > CONFIG_MAX_SNI)
+		return fail_at(ld, s, "sni: at most %d certificates", CONFIG_MAX_SNI);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		if (check_known(ld, e, keys) ||
+		    get_string(ld, e, "certificate", &c->tls.sni[i].certificate) ||
+		    get_string(ld, e, "private_key", &c->tls.sni[i].private_key))
+			return -1;
+		c->tls.nsni = (size_t)i + 1;
+		if (c->tls.sni[i].certificate == NULL || c->tls.sni[i].private_key == NULL)
+			return fail_at(ld, e, "sni: element %d needs certificate and private_key", i + 1);
+	}
+	return 0;
+}
+
 /* One element of "listen": "ADDR:PORT", or { address = "ADDR:PORT"; send = { ... }; }. */
 static int load_listen_one(struct loader *ld, const config_setting_t *e, int i,
 			   struct listen_addr *la)
@@ -340,7 +368,7 @@ static int load_file(struct loader *ld, const config_setting_t *root, struct con
 		"stall", "stats", NULL };
 	static const char *const stl[] = { "threshold_ms", NULL };
 	static const char *const sts[] = { "listen", "recent", NULL };
-	static const char *const tls[] = { "certificate", "private_key", "ciphersuites", NULL };
+	static const char *const tls[] = { "certificate", "private_key", "ciphersuites", "sni", NULL };
 	static const char *const tmo[] = { "handshake", "header", "keepalive", "send_idle",
 		"shutdown", NULL };
 	static const char *const lim[] = { "request_line", "header_bytes", "headers",
@@ -366,7 +394,7 @@ static int load_file(struct loader *ld, const config_setting_t *root, struct con
 	if ((g = group(ld, root, "tls", tls, &rc)) != NULL &&
 	    (get_string(ld, g, "certificate", &c->tls.certificate) ||
 	     get_string(ld, g, "private_key", &c->tls.private_key) ||
-	     get_string(ld, g, "ciphersuites", &c->tls.ciphersuites)))
+	     get_string(ld, g, "ciphersuites", &c->tls.ciphersuites) || load_sni(ld, g, c)))
 		return -1;
 	if (rc)
 		return -1;
@@ -657,6 +685,10 @@ void config_unref(struct config *c)
 	free(c->group);
 	free(c->tls.certificate);
 	free(c->tls.private_key);
+	for (size_t i = 0; i < c->tls.nsni; i++) {
+		free(c->tls.sni[i].certificate);
+		free(c->tls.sni[i].private_key);
+	}
 	free(c->tls.ciphersuites);
 	free(c->log.error);
 	free(c->log.access);

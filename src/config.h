@@ -11,6 +11,7 @@
 #include "common.h"
 
 #define CONFIG_MAX_LISTEN 16
+#define CONFIG_MAX_SNI 16
 
 enum send_mode {
 	SEND_MODE_SENDFILE,	/* kTLS + sendfile(): the product's reason to exist */
@@ -63,6 +64,10 @@ struct config {
 	struct {
 		char *certificate, *private_key;
 		char *ciphersuites;	/* OpenSSL TLS 1.3 list; NULL = OpenSSL default */
+		struct {		/* more certificates, chosen by SNI against their names */
+			char *certificate, *private_key;
+		} sni[CONFIG_MAX_SNI];
+		size_t nsni;
 	} tls;
 	struct {			/* all in milliseconds */
 		unsigned handshake, header, keepalive, send_idle, shutdown;

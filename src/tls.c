@@ -5,7 +5,9 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -75,43 +77,43 @@ out:
 	return ok ? 0 : -1;
 }
 
-static int load_cert(SSL_CTX *ctx, const struct config *c, char *err, size_t errlen)
+static int load_cert(SSL_CTX *ctx, const char *cert, const char *key, char *err, size_t errlen)
 {
 	/* OpenSSL reports a missing file as "system lib": say what the system said */
-	if (access(c->tls.certificate, R_OK) == -1) {
-		snprintf(err, errlen, "cannot read certificate \"%s\": %s", c->tls.certificate,
+	if (access(cert, R_OK) == -1) {
+		snprintf(err, errlen, "cannot read certificate \"%s\": %s", cert,
 			 strerror(errno));
 		return -1;
 	}
-	if (access(c->tls.private_key, R_OK) == -1) {
-		snprintf(err, errlen, "cannot read private key \"%s\": %s", c->tls.private_key,
+	if (access(key, R_OK) == -1) {
+		snprintf(err, errlen, "cannot read private key \"%s\": %s", key,
 			 strerror(errno));
 		return -1;
 	}
-	if (SSL_CTX_use_certificate_chain_file(ctx, c->tls.certificate) != 1) {
-		snprintf(err, errlen, "cannot load certificate \"%s\": %s", c->tls.certificate,
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+		snprintf(err, errlen, "cannot load certificate \"%s\": %s", cert,
 			 ERR_reason_error_string(ERR_peek_last_error()));
 		return -1;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, c->tls.private_key, SSL_FILETYPE_PEM) != 1) {
-		snprintf(err, errlen, "cannot load private key \"%s\": %s", c->tls.private_key,
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+		snprintf(err, errlen, "cannot load private key \"%s\": %s", key,
 			 ERR_reason_error_string(ERR_peek_last_error()));
 		return -1;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
 		snprintf(err, errlen, "private key \"%s\" does not match certificate \"%s\"",
-			 c->tls.private_key, c->tls.certificate);
+			 key, cert);
 		return -1;
 	}
 	return 0;
 }
 
-SSL_CTX *tls_ctx_new(const struct config *c, char *err, size_t errlen)
+/* A context with everything but the certificate: the same for the default one and each
+ * SNI one, because after SSL_set_SSL_CTX() OpenSSL takes callbacks from the new one. */
+static SSL_CTX *ctx_common(const struct config *c, char *err, size_t errlen)
 {
-	SSL_CTX *ctx;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 
-	ERR_clear_error();
-	ctx = SSL_CTX_new(TLS_server_method());
 	if (ctx == NULL) {
 		snprintf(err, errlen, "SSL_CTX_new failed");
 		return NULL;
@@ -130,14 +132,167 @@ SSL_CTX *tls_ctx_new(const struct config *c, char *err, size_t errlen)
 	if (c->tls.ciphersuites != NULL && SSL_CTX_set_ciphersuites(ctx, c->tls.ciphersuites) != 1) {
 		snprintf(err, errlen, "tls.ciphersuites: \"%s\" names no usable TLS 1.3 suite",
 			 c->tls.ciphersuites);
-		goto fail;
+		SSL_CTX_free(ctx);
+		return NULL;
 	}
+	return ctx;
+}
+
+/* ---- SNI: more certificates, chosen by the name the client asks for ------------- */
+
+struct sni_entry {
+	SSL_CTX *ctx;
+	char **names;		/* DNS names (lower case), "*.example.com" wildcards allowed */
+	size_t nnames;
+};
+
+struct sni_table {
+	struct sni_entry e[CONFIG_MAX_SNI];
+	size_t n;
+};
+
+static int sni_index = -1;
+
+static void sni_table_free(struct sni_table *t)
+{
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->n; i++) {
+		SSL_CTX_free(t->e[i].ctx);
+		for (size_t k = 0; k < t->e[i].nnames; k++)
+			free(t->e[i].names[k]);
+		free(t->e[i].names);
+	}
+	free(t);
+}
+
+/* ex_data destructor: the table goes with the default context that owns it. */
+static void sni_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+			void *argp)
+{
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	sni_table_free(ptr);
+}
+
+static bool name_matches(const char *pattern, const char *host)
+{
+	if (strncmp(pattern, "*.", 2) == 0) {
+		const char *dot = strchr(host, '.');	/* the wildcard covers one label */
+		return dot != NULL && dot != host && strcasecmp(dot + 1, pattern + 2) == 0;
+	}
+	return strcasecmp(pattern, host) == 0;
+}
+
+static int on_servername(SSL *ssl, int *al, void *arg)
+{
+	const struct sni_table *t = arg;
+	const char *host = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+
+	(void)al;
+	if (host == NULL)
+		return SSL_TLSEXT_ERR_OK;	/* no SNI: the default certificate */
+	for (size_t i = 0; i < t->n; i++)
+		for (size_t k = 0; k < t->e[i].nnames; k++)
+			if (name_matches(t->e[i].names[k], host)) {
+				SSL_set_SSL_CTX(ssl, t->e[i].ctx);
+				return SSL_TLSEXT_ERR_OK;
+			}
+	return SSL_TLSEXT_ERR_OK;	/* unknown name: the default certificate, like nginx */
+}
+
+static int add_name(struct sni_entry *e, const char *name, size_t len)
+{
+	char **p = realloc(e->names, (e->nnames + 1) * sizeof(*p));
+
+	if (p == NULL)
+		return -1;
+	e->names = p;
+	p[e->nnames] = strndup(name, len);
+	if (p[e->nnames] == NULL)
+		return -1;
+	e->nnames++;
+	return 0;
+}
+
+/* The names a certificate is for: its subjectAltName DNS entries, else its CN. */
+static int cert_names(SSL_CTX *ctx, struct sni_entry *e)
+{
+	X509 *x = SSL_CTX_get0_certificate(ctx);
+	GENERAL_NAMES *san = x ? X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL) : NULL;
+	int rc = 0;
+
+	for (int i = 0; san != NULL && i < sk_GENERAL_NAME_num(san); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(san, i);
+		if (g->type == GEN_DNS && rc == 0)
+			rc = add_name(e, (const char *)ASN1_STRING_get0_data(g->d.dNSName),
+				      (size_t)ASN1_STRING_length(g->d.dNSName));
+	}
+	GENERAL_NAMES_free(san);
+	if (e->nnames == 0 && x != NULL && rc == 0) {
+		char cn[256];
+		int n = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn,
+						  sizeof(cn));
+		if (n > 0)
+			rc = add_name(e, cn, (size_t)n);
+	}
+	return rc;
+}
+
+static int setup_sni(SSL_CTX *ctx, const struct config *c, char *err, size_t errlen)
+{
+	struct sni_table *t;
+
+	if (c->tls.nsni == 0)
+		return 0;
+	if (sni_index == -1)
+		sni_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, sni_ex_free);
+	t = calloc(1, sizeof(*t));
+	if (t == NULL || sni_index == -1) {
+		free(t);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	SSL_CTX_set_ex_data(ctx, sni_index, t);		/* freed with ctx from here on */
+	for (size_t i = 0; i < c->tls.nsni; i++) {
+		struct sni_entry *e = &t->e[t->n];
+		e->ctx = ctx_common(c, err, errlen);
+		if (e->ctx == NULL)
+			return -1;
+		t->n++;
+		if (load_cert(e->ctx, c->tls.sni[i].certificate, c->tls.sni[i].private_key, err,
+			      errlen) || cert_names(e->ctx, e))
+			return -1;
+		if (e->nnames == 0) {
+			snprintf(err, errlen, "tls.sni: certificate \"%s\" names no host (no DNS "
+				 "subjectAltName, no CN)", c->tls.sni[i].certificate);
+			return -1;
+		}
+	}
+	SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
+	SSL_CTX_set_tlsext_servername_arg(ctx, t);
+	return 0;
+}
+
+SSL_CTX *tls_ctx_new(const struct config *c, char *err, size_t errlen)
+{
+	SSL_CTX *ctx;
+
+	ERR_clear_error();
+	ctx = ctx_common(c, err, errlen);
+	if (ctx == NULL)
+		return NULL;
 	if (c->tls.certificate != NULL) {
-		if (load_cert(ctx, c, err, errlen))
+		if (load_cert(ctx, c->tls.certificate, c->tls.private_key, err, errlen))
 			goto fail;
 	} else if (demo_cert(ctx, err, errlen)) {
 		goto fail;
 	}
+	if (setup_sni(ctx, c, err, errlen))
+		goto fail;
 	return ctx;
 fail:
 	ERR_clear_error();
