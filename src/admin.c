@@ -3,6 +3,7 @@
 #include "admin.h"
 #include "config.h"
 #include "log.h"
+#include "net.h"
 #include "server.h"
 #include "stats.h"
 
@@ -99,20 +100,9 @@ int admin_start(struct server *srv, char *err, size_t errlen)
 		return -1;
 	}
 	{
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		char a[64] = "?";
-		unsigned port = 0;
-		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-			if (ss.ss_family == AF_INET) {
-				inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, a, sizeof(a));
-				port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-			} else {
-				inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, a, sizeof(a));
-				port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-			}
-		}
-		log_msg(LOG_LEVEL_NOTICE, "stats on http://%s/stats (bound %s:%u)", la->text, a, port);
+		char hp[64];
+		net_local(fd, hp, sizeof(hp));
+		log_msg(LOG_LEVEL_NOTICE, "stats on http://%s/stats (bound %s)", la->text, hp);
 	}
 	return 0;
 }

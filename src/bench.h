@@ -3,9 +3,9 @@
  * The engine (bench_run.c) drives keep-alive connections on libevent with OpenSSL on raw
  * fds, like the daemon. Two ways to read bodies:
  *   verify  — decrypt with OpenSSL, check length and optionally SHA-256;
- *   discard — decrypt only the first response of each connection (it carries the session
- *             tickets and tells the head length), then read later responses as raw TLS
- *             records, counting plaintext as record length − 17 (16-byte AEAD tag + the
+ *   discard — send a HEAD first on each connection and decrypt its answer (it carries the
+ *             session tickets and tells the head length, the same as the GET's), then
+ *             read the GET responses as raw TLS records, counting plaintext as record length − 17 (16-byte AEAD tag + the
  *             inner content type; TLS 1.3 servers here do not pad), so the client does no
  *             decryption and a 2-core machine measures the server, not the client. */
 #ifndef KTLSD_BENCH_H

@@ -42,6 +42,8 @@ struct bconn {
 	uint64_t content_length, body_left;
 	bool server_closes;
 	bool raw_ok;			/* first response decrypted: later ones may be raw */
+	bool warmup;			/* discard: a HEAD first, decrypted, to learn the head
+					 * length and take the session tickets; not counted */
 	uint64_t raw_plain_left;	/* plaintext bytes still due in raw mode */
 	unsigned char rec_hdr[5];
 	size_t rec_hdr_got;
@@ -66,8 +68,8 @@ struct bench {
 	bool stopping;
 	double *lat;
 	size_t nlat, caplat;
-	char req[2048];
-	size_t req_len;
+	char req[2048], head_req[2048];
+	size_t req_len, head_req_len;
 	struct event *tick;
 	double last_progress;
 	bool is_ip;
@@ -221,6 +223,17 @@ static void response_done(struct bconn *c)
 	struct bench *b = c->b;
 
 	c->waiting = false;
+	if (c->warmup) {	/* the HEAD of discard mode: now the GETs, raw */
+		c->warmup = false;
+		if (c->status != 200) {
+			fail(c, "HTTP status (HEAD)", c->head + 9);
+			conn_close(c);
+			return;
+		}
+		c->st = B_SEND;
+		on_event(c->fd, EV_WRITE, c);
+		return;
+	}
 	record_latency(b, (now_s() - c->t_req) * 1000);
 	if (c->status == 200 || c->status == 206)
 		b->r->requests_ok++;
@@ -275,7 +288,9 @@ static void start_request(struct bconn *c)
 {
 	struct bench *b = c->b;
 
-	b->issued++;
+	c->warmup = b->o->discard && !c->raw_ok;
+	if (!c->warmup)
+		b->issued++;
 	c->t_req = now_s();
 	c->last_rx = c->t_req;
 	c->waiting = true;
@@ -400,7 +415,7 @@ static void step_read(struct bconn *c)
 				continue;
 			size_t extra = c->head_got - c->head_len;
 			c->st = B_BODY;
-			c->body_left = c->content_length;
+			c->body_left = c->warmup ? 0 : c->content_length;	/* HEAD: no body */
 			if (extra > c->body_left) {
 				fail(c, "more bytes than Content-Length", NULL);
 				conn_close(c);
@@ -471,13 +486,15 @@ static void step(struct bconn *c, short what)
 		if (!c->waiting)	/* a new request begins */
 			start_request(c);
 		ERR_clear_error();
-		r = SSL_write_ex(c->ssl, b->req + c->req_off, b->req_len - c->req_off, &n);
+		const char *req = c->warmup ? b->head_req : b->req;
+		size_t req_len = c->warmup ? b->head_req_len : b->req_len;
+		r = SSL_write_ex(c->ssl, req + c->req_off, req_len - c->req_off, &n);
 		if (r != 1) {
 			ssl_wait(c, r, "TLS write");
 			return;
 		}
 		c->req_off += n;
-		if (c->req_off < b->req_len) {
+		if (c->req_off < req_len) {
 			wait_io(c, EV_WRITE);
 			return;
 		}
@@ -615,6 +632,10 @@ int bench_run(const struct bench_opts *o, struct bench_result *r)
 	b.req_len = (size_t)snprintf(b.req, sizeof(b.req),
 				     "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: ktlsd-bench/%s\r\n\r\n",
 				     o->path, o->host, PACKAGE_VERSION);
+	/* same head as the GET's, so the same length: what raw mode needs to know */
+	b.head_req_len = (size_t)snprintf(b.head_req, sizeof(b.head_req),
+					  "HEAD %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: ktlsd-bench/%s\r\n\r\n",
+					  o->path, o->host, PACKAGE_VERSION);
 	b.base = event_base_new();
 	b.conns = calloc(o->conns, sizeof(*b.conns));
 	b.t0 = now_s();

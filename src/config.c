@@ -578,7 +578,9 @@ static void set_defaults(struct config *c)
 	c->limits.keepalive_requests = 1000;
 	c->log.level = LOG_LEVEL_NOTICE;
 	c->send.mode = SEND_MODE_SENDFILE;
-	c->send.chunk = 64 * 1024;
+	/* nginx's sendfile_max_chunk: large calls, few syscalls; the socket buffer bounds
+	 * what one non-blocking call can take anyway */
+	c->send.chunk = 2 * 1024 * 1024;
 	c->stall.threshold_ms = 1000;
 	c->stats.recent = 64;
 }

@@ -4,6 +4,7 @@
 #include "file.h"
 #include "log.h"
 #include "mime.h"
+#include "net.h"
 #include "path.h"
 #include "range.h"
 #include "response.h"
@@ -145,7 +146,7 @@ static bool out_reserve(struct conn *c, size_t cap)
 static enum step start_response(struct conn *c, struct response_head *h, bool head_only,
 				const char *body, size_t blen)
 {
-	size_t extra = c->sender->copies && c->body_left > 0 ? c->chunk : 0;
+	size_t extra = c->sender->copies && c->body_left > 0 ? send_copy_size(c) : 0;
 	size_t need = 2048 + h->location_len + blen + extra;
 	size_t n;
 
@@ -418,7 +419,8 @@ static enum step do_read(struct conn *c)
 		c->cfg->limits.request_line, c->cfg->limits.header_bytes, c->cfg->limits.headers,
 	};
 	size_t len = evbuffer_get_length(c->in);
-	struct evbuffer_iovec v;
+	char rbuf[4096];
+	size_t got;
 	struct http_request req;
 	enum io_result r;
 	int status, ww;
@@ -447,11 +449,12 @@ static enum step do_read(struct conn *c)
 	n = lim.max_header_bytes + 1 - len;
 	if (n > 4096)
 		n = 4096;
-	if (evbuffer_reserve_space(c->in, (ev_ssize_t)n, &v, 1) < 1)
-		return STEP_CLOSE;
-	r = tls_read(c->ssl, v.iov_base, n, &v.iov_len, &ww);
+	/* Read into the stack, not into reserved evbuffer space: a reservation made before
+	 * an EAGAIN stays allocated (8 KiB) for as long as the connection sits idle. */
+	r = tls_read(c->ssl, rbuf, n, &got, &ww);
 	if (r == IO_OK) {
-		evbuffer_commit_space(c->in, &v, 1);
+		if (evbuffer_add(c->in, rbuf, got) == -1)
+			return STEP_CLOSE;
 		return STEP_CONTINUE;
 	}
 	if (r == IO_AGAIN)
@@ -549,8 +552,12 @@ static enum step do_send(struct conn *c)
 			moved += n;
 			if (c->state == CONN_SEND_HEADERS && c->out_head_left == 0)
 				conn_set_state(c, CONN_SEND_BODY);
-			if (moved >= budget)	/* be fair to the other connections */
-				st = wait_for(c, true);
+			if (moved >= budget) {	/* be fair to the other connections */
+				/* still writable: run again after the others, without an epoll
+				 * round trip (event_add would cost epoll_ctl calls) */
+				event_active(c->ev_write, EV_WRITE, 0);
+				st = STEP_WAIT;
+			}
 			break;
 		case IO_AGAIN:
 			st = wait_for(c, ww);
@@ -613,26 +620,6 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 
 /* ---- life cycle ------------------------------------------------------- */
 
-/* "addr:port" / "[addr]:port" into hp, and the bare address into a. */
-static void format_addr(const struct sockaddr *sa, char *hp, size_t hplen, char *a, size_t alen)
-{
-	char buf[INET6_ADDRSTRLEN] = "?";
-
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &s->sin_addr, buf, sizeof(buf));
-		snprintf(hp, hplen, "%s:%u", buf, (unsigned)ntohs(s->sin_port));
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &s->sin6_addr, buf, sizeof(buf));
-		snprintf(hp, hplen, "[%s]:%u", buf, (unsigned)ntohs(s->sin6_port));
-	} else {
-		snprintf(hp, hplen, "?");
-	}
-	if (a != NULL)
-		snprintf(a, alen, "%s", buf);
-}
-
 /* Out of file descriptors. Without a reserve, the last free fds go to new connections and
  * every connection already held then fails to open its file (503) or splice pipe: the
  * clients being served suffer for the ones arriving. The kernel hands out the lowest free
@@ -669,7 +656,7 @@ static void refuse_out_of_fds(int fd, const struct sockaddr *sa, unsigned long l
 
 	refused++;
 	if (now != last_log) {
-		format_addr(sa, peer, sizeof(peer), NULL, 0);
+		net_format(sa, peer, sizeof(peer), NULL, 0);
 		log_msg(LOG_LEVEL_WARN, "out of file descriptors (fd %d, limit %llu): closing new "
 			"connections, keeping the rest for responses in flight (%llu refused so far, "
 			"last from %s)", fd, limit, refused, peer);
@@ -721,14 +708,10 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	c->rec.state = state_names[CONN_HANDSHAKE];
 	c->rec.start_us = stall_now_us();
 	gettimeofday(&c->t_accept, NULL);
-	format_addr(sa, c->peer, sizeof(c->peer), c->peer_addr, sizeof(c->peer_addr));
+	net_format(sa, c->peer, sizeof(c->peer), c->peer_addr, sizeof(c->peer_addr));
 	snprintf(c->rec.peer, sizeof(c->rec.peer), "%s", c->peer);
 	{
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-			format_addr((struct sockaddr *)&ss, c->rec.listener, sizeof(c->rec.listener),
-				    NULL, 0);
+		net_local(fd, c->rec.listener, sizeof(c->rec.listener));
 	}
 	TAILQ_INSERT_TAIL(&srv->conns, c, link);
 	srv->nconns++;

@@ -99,6 +99,11 @@ enum io_result send_flush_out(struct conn *c, bool more, size_t *sent, int *want
 	return r;
 }
 
+size_t send_copy_size(const struct conn *c)
+{
+	return c->chunk < SEND_COPY_MAX ? c->chunk : SEND_COPY_MAX;
+}
+
 bool send_pending(const struct conn *c)
 {
 	return c->out.len > c->out.off || c->pipe_len > 0 || c->body_left > 0;

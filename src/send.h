@@ -33,6 +33,12 @@ enum io_result io_from_errno(int e);
  * (1) or readability (0: OpenSSL must read first). */
 enum io_result send_flush_out(struct conn *c, bool more, size_t *sent, int *want_write);
 
+/* Size of the copy buffer for the write and userspace senders: the chunk, but at most
+ * SEND_COPY_MAX, because a large sendfile chunk costs nothing while a copy buffer is
+ * memory held per connection. */
+#define SEND_COPY_MAX (256 * 1024)
+size_t send_copy_size(const struct conn *c);
+
 /* Bytes the response still has to send (out buffer, pipe, file). */
 bool send_pending(const struct conn *c);
 

@@ -6,6 +6,7 @@
 #include "stats.h"
 #include "log.h"
 #include "mime.h"
+#include "net.h"
 #include "notify.h"
 #include "tls.h"
 #include "file.h"
@@ -163,24 +164,10 @@ fail:
  * that to get a free port without races). */
 static void log_bound(const struct listen_addr *la, int fd)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char a[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
+	char hp[INET6_ADDRSTRLEN + 8];
 
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
-		return;
-	if (ss.ss_family == AF_INET) {
-		const struct sockaddr_in *s = (const struct sockaddr_in *)&ss;
-		inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a));
-		port = ntohs(s->sin_port);
-		log_msg(LOG_LEVEL_NOTICE, "listening on %s (bound %s:%u)", la->text, a, port);
-	} else {
-		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)&ss;
-		inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof(a));
-		port = ntohs(s->sin6_port);
-		log_msg(LOG_LEVEL_NOTICE, "listening on %s (bound [%s]:%u)", la->text, a, port);
-	}
+	net_local(fd, hp, sizeof(hp));
+	log_msg(LOG_LEVEL_NOTICE, "listening on %s (bound %s)", la->text, hp);
 }
 
 /* ---- signals, stop, reload -------------------------------------------- */

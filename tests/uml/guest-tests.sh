@@ -35,6 +35,7 @@ run_case() {
 # ---- cases ---------------------------------------------------------------------
 run_case ktls_probe "$PY" "$UML/ktls_probe.py"
 run_case ktlsd_ktls "$PY" "$UML/test_ktls.py"
+run_case ktlsd_robust "$PY" "$UML/test_robust_ktls.py"
 # ---- end of cases ------------------------------------------------------------
 
 echo "--- guest-tests: $pass passed, $fail failed, $skip skipped"
