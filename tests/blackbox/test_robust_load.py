@@ -13,6 +13,7 @@ versions of 3 and 23):
   23. Idle TCP connections that never start a handshake (up to 10000, fewer if the fd
       limits here do not allow it) -> all closed at the handshake timeout; a normal GET is
       answered meanwhile; fds back to baseline.
+Also: a client that keeps sending after an error response is cut after the linger time.
 """
 import errno
 import os
@@ -279,6 +280,36 @@ def out_of_file_descriptors_existing_served_new_refused_then_recovery():
             d.wait_fds_baseline()
             print("   %s: held %d connections (fd base %d), %d refused, %d waited, "
                   "cpu %.2fs in 1.5s at the limit" % (mode, nheld, base, refused, waited, cpu))
+
+
+@test
+def client_flooding_after_an_error_is_cut_after_the_linger_time():
+    # after a 400 the daemon closes its side and drains what the client still sends, so
+    # that its close does not turn into an RST that destroys the response; a client that
+    # never stops sending is cut after the linger time (2 s), not drained forever
+    linger = 2.0
+    with Daemon(files={"a.txt": "a\n"}) as d:
+        c = d.conn(timeout=5)
+        c.send(b"GET /a.txt HTTP/1.11\r\nHost: x\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 400 and r.header("connection") == "close", r
+        junk = b"x" * 16384
+        t0 = time.time()
+        cut = None
+        c.sock.settimeout(1)
+        while time.time() - t0 < linger + 5:
+            try:
+                c.sock.sendall(junk)
+            except (OSError, ssl.SSLError):
+                cut = time.time() - t0
+                break
+        c.close()
+        assert cut is not None, "still accepting bytes %.1fs after the response" % (
+            time.time() - t0)
+        assert cut <= linger + 1.5, "cut after %.2fs" % cut
+        assert d.get("/a.txt").body == b"a\n"
+        d.wait_fds_baseline()
+        print("   flooding client cut %.2fs after its 400" % cut)
 
 
 def _served(d, body):

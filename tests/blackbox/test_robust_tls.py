@@ -17,7 +17,6 @@ import os
 import random
 import re
 import select
-import socket
 import ssl
 import subprocess
 import sys

@@ -14,7 +14,6 @@ Small on purpose (a few MiB per mode): the whole file takes about 20-30 s in the
 """
 import hashlib
 import os
-import re
 import socket
 import ssl
 import sys
