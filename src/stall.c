@@ -182,6 +182,16 @@ static void mitigate(struct conn *c)
 	event_active(c->ev_write, EV_WRITE, 0);
 }
 
+/* Tick every threshold/2 (at least 50 ms): a stall is seen within threshold + tick. */
+static void arm_tick(struct conn *c)
+{
+	uint64_t threshold_us = (uint64_t)c->cfg->stall.threshold_ms * 1000;
+	uint64_t tick_us = threshold_us / 2 > 50000 ? threshold_us / 2 : 50000;
+	struct timeval tv = { (time_t)(tick_us / 1000000), (suseconds_t)(tick_us % 1000000) };
+
+	evtimer_add(c->stall.ev_tick, &tv);
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
@@ -223,11 +233,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		c->stall.active = false;	/* idle: stop ticking until the next response */
 		return;
 	}
-	struct timeval tv;
-	uint64_t tick_us = threshold_us / 2 > 50000 ? threshold_us / 2 : 50000;
-	tv.tv_sec = (time_t)(tick_us / 1000000);
-	tv.tv_usec = (suseconds_t)(tick_us % 1000000);
-	evtimer_add(c->stall.ev_tick, &tv);
+	arm_tick(c);
 }
 
 int stall_init(struct conn *c)
@@ -260,8 +266,10 @@ void stall_busy(struct conn *c)
 	c->stall.active = true;
 	c->stall.last_progress_us = stall_now_us();
 	c->stall.mark_sent = c->rec.bytes_head + c->rec.bytes_body;
-	c->stall.mark_acked = 0;
-	on_tick(-1, 0, c);	/* takes the first markers and arms the timer */
+	c->stall.mark_acked = UINT64_MAX;	/* unknown: the first tick reads TCP_INFO */
+	/* Only arm the timer: most responses are over long before the first tick, and a
+	 * TCP_INFO read per response would cost a system call per request. */
+	arm_tick(c);
 }
 
 void stall_note_call(struct conn *c, uint64_t call_us, bool again)
