@@ -357,14 +357,20 @@ static void demo_hint(struct server *srv)
 			port = ntohs(s4->sin_port);
 		}
 	}
+	static char found[64];
+	/* index.html or README.md if there, else the first plain file name */
 	while (d != NULL && (e = readdir(d)) != NULL) {
-		if (e->d_type == DT_REG && e->d_name[0] != '.' && strlen(e->d_name) < 64 &&
+		if (e->d_type == DT_REG && e->d_name[0] != '.' && strlen(e->d_name) < sizeof(found) &&
 		    strspn(e->d_name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
 		    strlen(e->d_name)) {
-			path = e->d_name;
-			break;
+			bool best = strcmp(e->d_name, "index.html") == 0 || strcmp(e->d_name, "README.md") == 0;
+			if (found[0] == '\0' || best)
+				snprintf(found, sizeof(found), "%s", e->d_name);
+			if (best)
+				break;
 		}
 	}
+	path = found;
 	printf("ktlsd demo: serving %s on %s with a self-signed certificate (made in memory)\n"
 	       "try:   curl -k https://%s:%u/%s\n"
 	       "stop:  Ctrl-C\n", cfg->document_root, cfg->listen[0].text, host, port, path);
