@@ -111,7 +111,9 @@ class Conn:
             raise EOFError("connection closed by server")
         self.buf += chunk
 
-    def read_response(self, head_only=False):
+    def read_head(self):
+        """Read one response head: (status, reason, headers, raw head). self.buf keeps what
+        follows it (body bytes)."""
         while b"\r\n\r\n" not in self.buf:
             self._fill()
         head, self.buf = self.buf.split(b"\r\n\r\n", 1)
@@ -123,12 +125,15 @@ class Conn:
         for line in lines[1:]:
             k, v = line.split(":", 1)
             headers[k.strip().lower()] = v.strip()
-        status = int(m.group(1))
+        return int(m.group(1)), m.group(2), headers, head
+
+    def read_response(self, head_only=False):
+        status, reason, headers, head = self.read_head()
         n = 0 if head_only or status in (204, 304) else int(headers.get("content-length", 0))
         while len(self.buf) < n:
             self._fill()
         body, self.buf = self.buf[:n], self.buf[n:]
-        return Response(status, m.group(2), headers, body, head)
+        return Response(status, reason, headers, body, head)
 
     def request(self, method="GET", path="/", headers=None, version="HTTP/1.1"):
         h = {"Host": "localhost"}
@@ -414,6 +419,13 @@ class Daemon:
                                  "---- ktlsd stderr ----\n" + self.stderr_text()[-8000:])
             self.cleanup()
         return False
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds a process has used (from /proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def status_of(raw):

@@ -43,19 +43,6 @@ def run(*args, timeout=30, env=None):
                           errors="replace")
 
 
-def read_head(c):
-    """Read a response head from Conn c; (status, headers); c.buf keeps the body bytes."""
-    while b"\r\n\r\n" not in c.buf:
-        c._fill()
-    head, c.buf = c.buf.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        k, v = line.split(":", 1)
-        headers[k.strip().lower()] = v.strip()
-    return int(lines[0].split()[1]), headers
-
-
 def serial_of_der(der):
     out = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-serial"],
                          input=der, capture_output=True, check=True, timeout=10).stdout
@@ -96,7 +83,7 @@ def reload_new_certificate_while_a_download_finishes_byte_exact():
 
         c = d.conn(timeout=10)
         c.send("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
-        status, headers = read_head(c)
+        status, _, headers, _ = c.read_head()
         assert status == 200 and int(headers["content-length"]) == size, (status, headers)
         h = hashlib.sha256()
         got = 0

@@ -31,7 +31,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ktlsd_test import Daemon, run_tests, sha256_file, test, wait_until  # noqa: E402
+from ktlsd_test import cpu_seconds, Daemon, run_tests, sha256_file, test, wait_until  # noqa: E402
 
 MODES = ("sendfile", "splice", "write", "userspace", "auto")
 MIB = 1024 * 1024
@@ -44,25 +44,6 @@ def vm_rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise AssertionError("no VmRSS")
-
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def read_head(c):
-    """Read a response head from Conn c: (status, headers); c.buf keeps the body bytes."""
-    while b"\r\n\r\n" not in c.buf:
-        c._fill()
-    head, c.buf = c.buf.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        k, v = line.split(":", 1)
-        headers[k.strip().lower()] = v.strip()
-    return int(lines[0].split()[1]), headers
 
 
 def drain(c, limit, timeout=10):
@@ -117,7 +98,7 @@ def slow_readers_on_a_1gib_file_dropped_after_send_idle_memory_bounded():
                 c = d.conn(timeout=5, sockopts=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
                 c.send("GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
                 if i % 2:
-                    status, headers = read_head(c)
+                    status, _, headers, _ = c.read_head()
                     assert status == 200 and headers["content-length"] == str(GIB)
                     got = len(c.buf)
                     while got < MIB:
@@ -278,7 +259,7 @@ def truncate_during_download(d, mode, name, new_size):
     after = "/a.txt?after-%s" % name    # pipelined behind it: must never be answered
     c.send("GET /%s HTTP/1.1\r\nHost: x\r\n\r\nGET %s HTTP/1.1\r\nHost: x\r\n\r\n" % (
         name, after))
-    status, headers = read_head(c)
+    status, _, headers, _ = c.read_head()
     assert status == 200 and headers["content-length"] == str(size), (status, headers)
     got = len(c.buf)
     c.buf = b""
@@ -342,7 +323,7 @@ def document_root_removed_while_running():
         d.put("sub/index.html", "index\n")
         c = d.conn(timeout=10)
         c.send("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
-        status, headers = read_head(c)
+        status, _, headers, _ = c.read_head()
         assert status == 200
         shutil.rmtree(d.root)
         # a download in flight keeps its open file: it completes byte-exact

@@ -25,7 +25,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ktlsd_test import Daemon, Skip, run_tests, test, wait_until  # noqa: E402
+from ktlsd_test import cpu_seconds, Daemon, Skip, run_tests, test, wait_until  # noqa: E402
 
 EARLY = 0.15     # timer granularity: how early a close may come
 
@@ -39,13 +39,6 @@ def raise_nofile(want):
     if want > soft:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def cpu_seconds(pid):
-    """utime + stime of a process, in seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def timed_get(d, path, body):

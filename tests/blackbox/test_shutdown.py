@@ -23,19 +23,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ktlsd_test import Daemon, run_tests, sha256_file, test, wait_until  # noqa: E402
 
 
-def read_head(c):
-    """Read a response head from Conn c; returns (status, headers); c.buf keeps the rest."""
-    while b"\r\n\r\n" not in c.buf:
-        c._fill()
-    head, c.buf = c.buf.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        k, v = line.split(":", 1)
-        headers[k.strip().lower()] = v.strip()
-    return int(lines[0].split()[1]), headers
-
-
 def refused(d):
     try:
         s = socket.create_connection(("127.0.0.1", d.port), timeout=1)
@@ -64,7 +51,7 @@ def sigterm_lets_a_download_in_flight_finish():
         assert idle.request("GET", "/a.txt").status == 200
         c = d.conn(timeout=10)
         c.send("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
-        status, headers = read_head(c)
+        status, _, headers, _ = c.read_head()
         assert status == 200 and int(headers["content-length"]) == size
         h = hashlib.sha256()
         got = 0

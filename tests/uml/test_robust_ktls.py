@@ -26,7 +26,7 @@ if os.environ.get("KTLSD_NOSAN"):
     # ASan cannot map its shadow memory under UML: use the build without sanitizers
     os.environ["KTLSD"] = os.environ["KTLSD_NOSAN"]
 import ktlsd_test  # noqa: E402
-from ktlsd_test import Daemon, Skip, run_tests, test, wait_until  # noqa: E402
+from ktlsd_test import cpu_seconds, Daemon, Skip, run_tests, test, wait_until  # noqa: E402
 
 if os.environ.get("KTLSD_NOSAN"):
     ktlsd_test.KTLSD = os.environ["KTLSD_NOSAN"]
@@ -39,22 +39,6 @@ KERNEL_MODES = ("sendfile", "splice", "write")
 def need_ktls():
     if not os.path.exists("/proc/net/tls_stat"):
         raise Skip("kernel without kTLS (no /proc/net/tls_stat)")
-
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def read_head(c):
-    while b"\r\n\r\n" not in c.buf:
-        c._fill()
-    head, c.buf = c.buf.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    headers = dict((k.strip().lower(), v.strip()) for k, v in
-                   (line.split(":", 1) for line in lines[1:]))
-    return int(lines[0].split()[1]), headers
 
 
 def sha256_of(path, off=0, length=None):
@@ -119,7 +103,7 @@ def file_truncated_while_sent_over_ktls_closes_early():
             c = d.conn(timeout=20, sockopts=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)])
             c.send("GET /t.bin HTTP/1.1\r\nHost: x\r\n\r\n"
                    "GET /a.txt?after HTTP/1.1\r\nHost: x\r\n\r\n")
-            status, headers = read_head(c)
+            status, _, headers, _ = c.read_head()
             assert status == 200 and headers["content-length"] == str(size)
             got = len(c.buf)
             while got < 256 * 1024:
