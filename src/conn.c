@@ -502,12 +502,16 @@ static enum step response_done(struct conn *c)
 	c->head_len = 0;
 	c->status = 0;
 	c->resp_head_bytes = c->resp_body_bytes = 0;
-	if (!c->keep_alive || c->srv->stopping)
+	if (!c->keep_alive)
 		return begin_close(c);
 	if (evbuffer_get_length(c->in) > 0) {
-		conn_set_state(c, CONN_READ_REQUEST);	/* pipelined request already here */
+		/* a pipelined request already here: the client was told keep-alive, so it is
+		 * answered even while stopping (then with Connection: close) */
+		conn_set_state(c, CONN_READ_REQUEST);
 		return STEP_CONTINUE;
 	}
+	if (c->srv->stopping)
+		return begin_close(c);
 	/* idle: give the output buffer back, keep-alive connections should cost little */
 	free(c->out.buf);
 	c->out.buf = NULL;
@@ -755,7 +759,8 @@ void conn_shutdown(struct conn *c)
 			conn_free(c);
 		break;	/* a request on its way: answer it with Connection: close */
 	default:
-		c->keep_alive = false;
+		/* a response in flight finishes; response_done() closes after it, or after
+		 * the requests the client already pipelined behind it */
 		break;
 	}
 }

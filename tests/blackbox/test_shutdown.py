@@ -91,6 +91,30 @@ def sigterm_lets_a_download_in_flight_finish():
 
 
 @test
+def sigterm_answers_requests_pipelined_behind_a_response_in_flight():
+    # the first response was promised keep-alive before SIGTERM: the request the client
+    # pipelined behind it is still answered (with Connection: close), not dropped
+    size = 8 * 1024 * 1024
+    with Daemon(timeouts={"shutdown": 30}) as d:
+        d.put_random("big.bin", size, seed=12)
+        d.put("small.txt", "second\n")
+        c = d.conn(timeout=10, sockopts=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)])
+        c.send("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\nGET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _, headers, _ = c.read_head()
+        assert status == 200 and headers["connection"] == "keep-alive"
+        d.signal(signal.SIGTERM)
+        time.sleep(0.3)
+        while len(c.buf) < size:
+            c._fill()
+        c.buf = c.buf[size:]
+        second = c.read_response()
+        assert second.status == 200 and second.body == b"second\n", second
+        assert second.header("connection") == "close"
+        assert c.closed_by_server(timeout=5)
+        c.close()
+
+
+@test
 def sigterm_answers_a_request_on_its_way_with_close():
     with Daemon(timeouts={"shutdown": 10}, files={"a.txt": "a\n"}) as d:
         c = d.conn(timeout=5)
