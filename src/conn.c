@@ -313,6 +313,17 @@ static void note_request_line(struct conn *c, const struct http_request *req)
 		    req->referer.len);
 }
 
+/* Counting for a request about to be answered (well-formed or not); head_len bytes of
+ * c->in are its head, drained when the response is done. */
+static void begin_request(struct conn *c, size_t head_len)
+{
+	c->rec.requests++;
+	c->srv->n.requests++;
+	c->stalls_at_request = c->rec.stalls;
+	c->stall_ms_at_request = c->rec.stall_ms_total + stall_current_ms(c);
+	c->head_len = head_len;
+}
+
 static enum step handle_request(struct conn *c, const struct http_request *req)
 {
 	char rel[PATH_MAX_BYTES];
@@ -320,15 +331,10 @@ static enum step handle_request(struct conn *c, const struct http_request *req)
 	struct file_info fi;
 	bool head_only = req->method == HTTP_METHOD_HEAD;
 
-	c->requests++;
-	c->rec.requests++;
-	c->srv->n.requests++;
-	c->stalls_at_request = c->rec.stalls;
-	c->stall_ms_at_request = c->rec.stall_ms_total + stall_current_ms(c);
-	c->head_len = req->head_len;
+	begin_request(c, req->head_len);
 	note_request_line(c, req);
 	c->keep_alive = req->keep_alive && !req->has_body && !c->srv->stopping &&
-			c->requests < c->cfg->limits.keepalive_requests;
+			c->rec.requests < c->cfg->limits.keepalive_requests;
 	if (req->method == HTTP_METHOD_OTHER)
 		return respond_error(c, 405, false);
 	switch (path_normalize(req->path.ptr, req->path.len, rel, sizeof(rel), &slash)) {
@@ -359,12 +365,7 @@ static enum step handle_bad_request(struct conn *c, const char *p, size_t len, i
 		l--;
 	escape_into(c->reqline, sizeof(c->reqline), p, l > 200 ? 200 : l);
 	c->user_agent[0] = c->referer[0] = '\0';
-	c->requests++;
-	c->rec.requests++;
-	c->srv->n.requests++;
-	c->stalls_at_request = c->rec.stalls;
-	c->stall_ms_at_request = c->rec.stall_ms_total + stall_current_ms(c);
-	c->head_len = len;
+	begin_request(c, len);
 	c->keep_alive = false;
 	log_msg(LOG_LEVEL_INFO, "conn %llu: %s: bad request (%d)", (unsigned long long)c->id,
 		c->peer, status);

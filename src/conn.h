@@ -80,7 +80,6 @@ struct conn {
 	size_t pipe_len;		/* bytes sitting in the pipe */
 	bool keep_alive;
 	bool closing_after;		/* close (linger) once the response is out */
-	unsigned requests;
 	size_t head_len;		/* request head bytes to drain from in when done */
 	struct timeval t_request;
 	int status;

@@ -8,7 +8,6 @@
 #include "send.h"
 #include "server.h"
 
-#include <stdlib.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
