@@ -743,6 +743,9 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	SSL_set_accept_state(c->ssl);
 	ktls_prepare(c->ssl, c->mode);
 	log_debug("conn %llu: accepted from %s", (unsigned long long)c->id, c->peer);
+	/* libevent times timers from the moment its loop woke; in a long burst of accepts
+	 * that is already stale, and the handshake timeout would fire early. */
+	event_base_update_cache_time(srv->base);
 	conn_set_state(c, CONN_HANDSHAKE);
 	event_add(c->ev_read, NULL);
 	return c;
