@@ -365,7 +365,8 @@ static int load_file(struct loader *ld, const config_setting_t *root, struct con
 {
 	static const char *const top[] = { "listen", "document_root", "index", "mime_types", "user",
 		"group", "run_as_root", "max_connections", "tls", "timeouts", "limits", "log", "send",
-		"stall", "stats", NULL };
+		"stall", "stats", "file_cache", NULL };
+	static const char *const fch[] = { "entries", "valid", NULL };
 	static const char *const stl[] = { "threshold_ms", NULL };
 	static const char *const sts[] = { "listen", "recent", NULL };
 	static const char *const tls[] = { "certificate", "private_key", "ciphersuites", "sni", NULL };
@@ -463,6 +464,15 @@ static int load_file(struct loader *ld, const config_setting_t *root, struct con
 		if (get_uint(ld, g, "threshold_ms", 100, 3600000, &v))
 			return -1;
 		c->stall.threshold_ms = (unsigned)v;
+	}
+	if (rc)
+		return -1;
+	if ((g = group(ld, root, "file_cache", fch, &rc)) != NULL) {
+		v = c->file_cache.entries;
+		if (get_uint(ld, g, "entries", 0, 1000000, &v) ||
+		    get_seconds(ld, g, "valid", &c->file_cache.valid_ms))
+			return -1;
+		c->file_cache.entries = (unsigned)v;
 	}
 	if (rc)
 		return -1;
@@ -572,6 +582,8 @@ static void set_defaults(struct config *c)
 	c->timeouts.keepalive = 60000;
 	c->timeouts.send_idle = 60000;
 	c->timeouts.shutdown = 10000;
+	c->file_cache.entries = 1024;
+	c->file_cache.valid_ms = 1000;
 	c->limits.request_line = 8192;
 	c->limits.header_bytes = 16384;
 	c->limits.headers = 100;

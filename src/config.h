@@ -87,6 +87,10 @@ struct config {
 		unsigned threshold_ms;	/* no progress this long with data to send = a stall */
 	} stall;
 	struct {
+		unsigned entries;	/* open files kept (0: no cache), see fcache.h */
+		unsigned valid_ms;	/* how long an entry is trusted for its path */
+	} file_cache;
+	struct {
 		bool enabled;
 		struct listen_addr listen;	/* plain HTTP admin endpoint */
 		unsigned recent;	/* closed connections kept for /stats/recent */

@@ -73,7 +73,8 @@ struct conn {
 
 	/* the response in flight */
 	struct conn_out out;
-	int file_fd;
+	struct file_ref *file;	/* the body's file (fcache.h), NULL when none */
+	int file_fd;			/* file->fi.fd, or -1 */
 	uint64_t file_off;		/* next file byte to hand to the kernel / read */
 	uint64_t body_left;		/* file bytes not yet taken from the file */
 	int pipe[2];			/* splice sender, created on first use */

@@ -2,6 +2,7 @@
 #include "autoconf.h"
 #include "send.h"
 #include "conn.h"
+#include "fcache.h"
 #include "log.h"
 #include "server.h"
 #include "stall.h"
@@ -242,10 +243,9 @@ const struct body_sender *send_pick(enum send_mode mode, bool ktls_tx)
 
 void send_release(struct conn *c)
 {
-	if (c->file_fd != -1) {
-		close(c->file_fd);
-		c->file_fd = -1;
-	}
+	fcache_release(c->file);
+	c->file = NULL;
+	c->file_fd = -1;
 	if (c->pipe_len > 0) {
 		/* bytes left in the pipe belong to an aborted response: drop the pipe */
 		close(c->pipe[0]);

@@ -3,6 +3,7 @@
 #include "server.h"
 #include "admin.h"
 #include "conn.h"
+#include "fcache.h"
 #include "stats.h"
 #include "log.h"
 #include "mime.h"
@@ -24,6 +25,7 @@
 
 struct site *site_new(struct config *cfg, char *err, size_t errlen)
 {
+	static uint64_t generation;
 	struct site *s = calloc(1, sizeof(*s));
 
 	if (s == NULL) {
@@ -31,6 +33,7 @@ struct site *site_new(struct config *cfg, char *err, size_t errlen)
 		return NULL;
 	}
 	s->refs = 1;
+	s->gen = ++generation;
 	s->cfg = config_ref(cfg);
 	s->rootfd = file_open_root(cfg->document_root);
 	if (s->rootfd == -1) {
@@ -287,6 +290,31 @@ static void log_certificate(const struct site *site)
 		until, site->cfg->demo ? " (demo, in memory)" : "");
 }
 
+static void on_fcache_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	fcache_sweep(srv->fcache);
+}
+
+/* (Re)size the open-file cache for the current site's settings; a reload empties it, as
+ * the root or the index file may have changed. */
+static void fcache_setup(struct server *srv)
+{
+	const struct config *cfg = srv->site->cfg;
+	unsigned ms;
+	struct timeval tv;
+
+	if (fcache_configure(srv->fcache, cfg->file_cache.entries, cfg->file_cache.valid_ms) == -1)
+		log_msg(LOG_LEVEL_ERROR, "open-file cache: out of memory, running without it");
+	ms = fcache_sweep_ms(srv->fcache);
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(srv->ev_fcache_sweep, &tv);
+}
+
 /* SIGHUP. Build a complete new site (configuration, certificate and key, document root,
  * mime table) beside the running one; switch only if all of it is good. Connections
  * hold a reference to the site they started with, so responses in flight finish under
@@ -321,6 +349,7 @@ static void server_reload(struct server *srv)
 		listeners_enable(srv, true);
 	srv->site = site;
 	site_unref(old);
+	fcache_setup(srv);
 	log_msg(LOG_LEVEL_NOTICE, "reloaded %s: new connections use the new configuration and "
 		"certificate; %u connection(s) in flight finish with the old one", file, srv->nconns);
 	log_certificate(site);
@@ -401,6 +430,13 @@ struct server *server_new(struct site *site, char *err, size_t errlen)
 	}
 	srv->ev_stop_timer = evtimer_new(srv->base, stop_now, srv);
 	srv->ev_accept_retry = evtimer_new(srv->base, on_accept_retry, srv);
+	srv->fcache = fcache_new(0, cfg->file_cache.valid_ms);
+	srv->ev_fcache_sweep = event_new(srv->base, -1, EV_PERSIST, on_fcache_sweep, srv);
+	if (srv->fcache == NULL || srv->ev_fcache_sweep == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	fcache_setup(srv);
 	stats_configure(cfg->stats.recent);
 	if (admin_start(srv, err, errlen) == -1)
 		goto fail;
@@ -448,6 +484,9 @@ void server_free(struct server *srv)
 		event_free(srv->ev_stop_timer);
 	if (srv->ev_accept_retry != NULL)
 		event_free(srv->ev_accept_retry);
+	if (srv->ev_fcache_sweep != NULL)
+		event_free(srv->ev_fcache_sweep);
+	fcache_free(srv->fcache);
 	if (srv->base != NULL)
 		event_base_free(srv->base);
 	site_unref(srv->site);

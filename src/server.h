@@ -22,6 +22,7 @@ struct site {
 	SSL_CTX *ssl_ctx;
 	struct mime_table *mime;
 	int rootfd;		/* O_PATH directory fd of document_root */
+	uint64_t gen;		/* unique per site: tags its entries in the open-file cache */
 };
 
 /* Build a site from cfg (takes a reference on cfg). NULL with err on failure: certificate
@@ -47,6 +48,8 @@ struct server {
 	struct event *ev_signals[5];
 	struct event *ev_stop_timer, *ev_accept_retry;
 	struct evhttp *admin;		/* stats endpoint, NULL if not configured */
+	struct fcache *fcache;		/* open files, shared by all sites (entries tagged) */
+	struct event *ev_fcache_sweep;
 	TAILQ_HEAD(conn_list, conn) conns;
 	unsigned nconns;
 	uint64_t next_conn_id;

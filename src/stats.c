@@ -3,6 +3,7 @@
  * goes through json_str()/prom_label() escaping. */
 #include "autoconf.h"
 #include "stats.h"
+#include "fcache.h"
 #include "conn.h"
 #include "ktls.h"
 #include "server.h"
@@ -135,6 +136,13 @@ static void json_totals(struct server *srv, struct evbuffer *o)
 		evbuffer_add_printf(o, "%s\"%s\":%" PRIu64, i ? "," : "",
 				    send_mode_name((enum send_mode)i), n->bytes_by_sender[i]);
 	evbuffer_add_printf(o, "}}");
+	{
+		struct fcache_stats f;
+		fcache_get_stats(srv->fcache, &f);
+		evbuffer_add_printf(o, ",\"file_cache\":{\"entries\":%u,\"capacity\":%u,\"hits\":%"
+			PRIu64 ",\"misses\":%" PRIu64 ",\"reopened\":%" PRIu64 ",\"evicted\":%"
+			PRIu64 "}", f.entries, f.capacity, f.hits, f.misses, f.reopened, f.evicted);
+	}
 }
 
 void stats_json(struct server *srv, struct evbuffer *o)
@@ -187,6 +195,12 @@ void stats_json_recent(struct evbuffer *o)
 
 /* ---- text ----------------------------------------------------------------- */
 
+static void text_file_cache(struct evbuffer *o, const struct fcache_stats *f)
+{
+	evbuffer_add_printf(o, "file cache %u of %u files; %" PRIu64 " hits, %" PRIu64 " misses\n\n",
+			    f->entries, f->capacity, f->hits, f->misses);
+}
+
 void stats_text(struct server *srv, struct evbuffer *o)
 {
 	const struct server_counters *n = &srv->n;
@@ -204,9 +218,14 @@ void stats_text(struct server *srv, struct evbuffer *o)
 	evbuffer_add_printf(o, "stalls");
 	for (int i = 0; i < STALL_CAUSE_MAX; i++)
 		evbuffer_add_printf(o, " %s %" PRIu64, stall_cause_name((enum stall_cause)i), n->stalls[i]);
-	evbuffer_add_printf(o, "; %.1f s stalled; %" PRIu64 " mitigations%s\n\n",
+	evbuffer_add_printf(o, "; %.1f s stalled; %" PRIu64 " mitigations%s\n",
 			    (double)n->stall_ms_total / 1000, n->mitigations,
 			    srv->learn.capped ? " (auto starts capped)" : "");
+	{
+		struct fcache_stats f;
+		fcache_get_stats(srv->fcache, &f);
+		text_file_cache(o, &f);
+	}
 	evbuffer_add_printf(o, "%6s %-22s %-12s %-9s %-9s %9s %8s %6s %8s %s\n", "id", "peer", "state",
 			    "sender", "tls_tx", "MiB", "MiB/s", "stalls", "stall_ms", "cause");
 	TAILQ_FOREACH(c, &srv->conns, link) {
@@ -282,6 +301,17 @@ void stats_prometheus(struct server *srv, struct evbuffer *o)
 	prom_head(o, "ktlsd_auto_learned_cap", "gauge",
 		  "1 while send mode auto starts new responses at one record per call.");
 	evbuffer_add_printf(o, "ktlsd_auto_learned_cap %d\n", srv->learn.capped ? 1 : 0);
+	{
+		struct fcache_stats f;
+		fcache_get_stats(srv->fcache, &f);
+		prom_head(o, "ktlsd_file_cache_entries", "gauge", "Open files in the file cache.");
+		evbuffer_add_printf(o, "ktlsd_file_cache_entries %u\n", f.entries);
+		prom_head(o, "ktlsd_file_cache_lookups_total", "counter",
+			  "File opens through the cache, by result.");
+		evbuffer_add_printf(o, "ktlsd_file_cache_lookups_total{result=\"hit\"} %" PRIu64 "\n"
+				    "ktlsd_file_cache_lookups_total{result=\"miss\"} %" PRIu64 "\n",
+				    f.hits, f.misses);
+	}
 	prom_head(o, "ktlsd_ktls_kernel_available", "gauge", "1 if the kernel has the tls ULP.");
 	evbuffer_add_printf(o, "ktlsd_ktls_kernel_available %d\n", ktls_kernel_available() ? 1 : 0);
 	for (size_t i = 0; i < KTLSD_ARRAY_LEN(tls_stats); i++) {
