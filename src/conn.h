@@ -59,7 +59,11 @@ struct conn {
 	int fd;
 	SSL *ssl;
 	enum conn_state state;
-	struct event *ev_read, *ev_write, *ev_timer;
+	/* One persistent, edge-triggered event for both directions, registered once: no
+	 * epoll_ctl() while the connection lives. `waiting` says which edge drives the
+	 * state machine; the other direction's edges are ignored (see wait_for()). */
+	struct event *ev_io, *ev_timer;
+	short waiting;			/* EV_READ or EV_WRITE */
 	struct evbuffer *in;		/* decrypted request bytes, bounded by header_bytes */
 	char peer[64];			/* "addr:port" / "[addr]:port" */
 	char peer_addr[48];
@@ -106,6 +110,10 @@ void conn_set_state(struct conn *c, enum conn_state s);
 
 /* Stop now: close the socket, free everything. c is invalid afterwards. */
 void conn_free(struct conn *c);
+
+/* Run the send path again on the next loop iteration, as if the socket had become
+ * writable (fairness between connections, or a mitigation that must try at once). */
+void conn_kick_write(struct conn *c);
 
 /* Graceful shutdown: idle connections close now, busy ones after their response. */
 void conn_shutdown(struct conn *c);

@@ -58,7 +58,7 @@ static void account(struct conn *c, uint64_t head, uint64_t body)
  * stall statistics are made of. */
 static enum io_result timed(struct conn *c, uint64_t t0, enum io_result r)
 {
-	stall_note_call(c, stall_now_us() - t0, r == IO_AGAIN);
+	stall_note_call(c, t0, stall_now_us(), r == IO_AGAIN);
 	return r;
 }
 

@@ -178,7 +178,7 @@ static void mitigate(struct conn *c)
 	log_msg(LOG_LEVEL_WARN, "conn %llu: %s: auto mitigation %u: %s", (unsigned long long)c->id,
 		c->peer, c->rec.mitigations, what);
 	/* the socket may never report writability in this stall: try right away */
-	event_active(c->ev_write, EV_WRITE, 0);
+	conn_kick_write(c);
 }
 
 /* Tick every threshold/2 (at least 50 ms): a stall is seen within threshold + tick. */
@@ -271,15 +271,15 @@ void stall_busy(struct conn *c)
 	arm_tick(c);
 }
 
-void stall_note_call(struct conn *c, uint64_t call_us, bool again)
+void stall_note_call(struct conn *c, uint64_t t0, uint64_t t1, bool again)
 {
 	c->rec.send_calls++;
-	if (call_us > c->rec.longest_call_us)
-		c->rec.longest_call_us = call_us;
+	if (t1 - t0 > c->rec.longest_call_us)
+		c->rec.longest_call_us = t1 - t0;
 	if (again) {
 		c->rec.eagain++;
 		if (c->stall.wait_began_us == 0)
-			c->stall.wait_began_us = stall_now_us();
+			c->stall.wait_began_us = t1;
 	}
 }
 

@@ -77,9 +77,9 @@ void stall_fini(struct conn *c);
 /* A response starts or continues sending: make sure the tick runs. */
 void stall_busy(struct conn *c);
 
-/* Around every send call: measure its duration (call_us) and whether it ended in EAGAIN
- * (a wait for writability starts) or made progress. */
-void stall_note_call(struct conn *c, uint64_t call_us, bool again);
+/* After every send call, begun at t0 and ended at t1 (stall_now_us()): its duration,
+ * and whether it ended in EAGAIN (a wait for writability starts at t1). */
+void stall_note_call(struct conn *c, uint64_t t0, uint64_t t1, bool again);
 
 /* The loop woke us for writability: a wait ends. */
 void stall_note_writable(struct conn *c);
