@@ -23,14 +23,104 @@ struct open_how {
 #define SYS_openat2 437
 #endif
 
+#define OPEN_FLAGS (O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+
+/* Whether the kernel lets us use openat2(): probed on the document root at start and at
+ * every reload (file_open_root()). Kernels before 5.6, and containers whose seccomp
+ * profile predates openat2 (it then fails with ENOSYS or EPERM), do not. */
+static bool use_openat2 = true;
+
+/* Without openat2: walk rel one component at a time, following no symlink at all (the
+ * last one opened with O_NOFOLLOW, the others as O_PATH directories that must not be
+ * links). Stricter than RESOLVE_BENEATH, which allows links that stay inside: here every
+ * symlink is refused (ELOOP, 403). path_normalize() already removed "." and "..", a ".."
+ * is refused again anyway. */
+static int open_walk(int dirfd, const char *rel)
+{
+	char buf[4096];
+	char *save = NULL, *comp, *next;
+	int cur = dirfd, fd = -1;
+
+	if (strlen(rel) >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(buf, rel);
+	for (comp = strtok_r(buf, "/", &save); comp != NULL; comp = next) {
+		next = strtok_r(NULL, "/", &save);
+		if (strcmp(comp, "..") == 0) {
+			errno = EXDEV;
+			fd = -1;
+			break;
+		}
+		if (next == NULL) {
+			fd = openat(cur, comp, OPEN_FLAGS | O_NOFOLLOW);
+			break;
+		}
+		fd = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd == -1 && errno == ENOTDIR) {
+			struct stat st;
+			if (fstatat(cur, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+				errno = ELOOP;	/* a link to a directory: refused like any other */
+			else
+				errno = ENOTDIR;
+		}
+		if (cur != dirfd) {
+			int e = errno;
+			close(cur);
+			errno = e;
+		}
+		if (fd == -1)
+			return -1;
+		cur = fd;
+		fd = -1;
+	}
+	if (cur != dirfd) {
+		int e = errno;
+		close(cur);
+		errno = e;
+	}
+	return fd;
+}
+
 static int open_beneath(int dirfd, const char *rel)
 {
 	struct open_how how = {
-		.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY,
+		.flags = OPEN_FLAGS,
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
 	};
 
+	if (!use_openat2)
+		return strcmp(rel, ".") == 0 ? openat(dirfd, ".", OPEN_FLAGS) : open_walk(dirfd, rel);
 	return (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
+}
+
+static int openat2_errno;	/* why openat2() is not used */
+
+static void probe_openat2(int rootfd)
+{
+	struct open_how how = {
+		.flags = O_PATH | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd = (int)syscall(SYS_openat2, rootfd, ".", &how, sizeof(how));
+
+	if (fd >= 0) {
+		close(fd);
+		use_openat2 = true;
+		return;
+	}
+	openat2_errno = errno;
+	use_openat2 = errno != ENOSYS && errno != EPERM;
+}
+
+void file_warn_if_no_openat2(void)
+{
+	if (!use_openat2)
+		log_msg(LOG_LEVEL_WARN, "openat2() unavailable (%s; kernel before 5.6, or a seccomp "
+			"filter): paths are resolved one component at a time without following "
+			"symlinks, so every symlink under the document root is refused (403)",
+			strerror(openat2_errno));
 }
 
 static enum file_result from_errno(int e, const char *rel)
@@ -111,5 +201,9 @@ enum file_result file_open(int rootfd, const char *rel, bool trailing_slash,
 
 int file_open_root(const char *dir)
 {
-	return open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0)
+		probe_openat2(fd);
+	return fd;
 }

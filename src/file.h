@@ -30,7 +30,13 @@ enum file_result {
 enum file_result file_open(int rootfd, const char *rel, bool trailing_slash,
 			   const char *index_name, struct file_info *fi);
 
-/* Open the document root directory (O_PATH). -1 with errno on failure. */
+/* Open the document root directory (O_PATH). -1 with errno on failure. Also checks that
+ * openat2() works; where it does not (ENOSYS/EPERM: old kernel, seccomp), file_open()
+ * falls back to a component-by-component walk that refuses every symlink. */
 int file_open_root(const char *dir);
+
+/* Log a warning if the last file_open_root() found openat2() unusable (at start and at
+ * every reload, once the logs are open). */
+void file_warn_if_no_openat2(void);
 
 #endif

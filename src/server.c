@@ -353,6 +353,7 @@ static void server_reload(struct server *srv)
 	log_msg(LOG_LEVEL_NOTICE, "reloaded %s: new connections use the new configuration and "
 		"certificate; %u connection(s) in flight finish with the old one", file, srv->nconns);
 	log_certificate(site);
+	file_warn_if_no_openat2();
 	if (later[0] != '\0')
 		log_msg(LOG_LEVEL_WARN, "reload: changed %s: takes effect only after a restart", later);
 	snprintf(st, sizeof(st), "serving: reloaded %s%s%s", file, later[0] ? "; restart due for " : "",
@@ -441,6 +442,7 @@ struct server *server_new(struct site *site, char *err, size_t errlen)
 	if (admin_start(srv, err, errlen) == -1)
 		goto fail;
 	log_certificate(site);
+	file_warn_if_no_openat2();
 	return srv;
 fail:
 	server_free(srv);

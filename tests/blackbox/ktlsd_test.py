@@ -26,6 +26,11 @@ KTLSD = os.environ.get("KTLSD") or os.path.join(
 TOP_SRCDIR = os.environ.get("TOP_SRCDIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 
+TOP_BUILDDIR = os.environ.get("TOP_BUILDDIR") or os.path.abspath(
+    os.path.join(os.path.dirname(KTLSD), ".."))
+# tests/helpers/no-openat2 ERRNO CMD...: CMD runs with openat2() failing (seccomp)
+NO_OPENAT2 = os.path.join(TOP_BUILDDIR, "tests", "helpers", "no-openat2")
+
 SANITIZER_RE = re.compile(r"(ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: \w+Sanitizer)")
 BAD_LOG_RE = re.compile(r"\[(alert|crit)\]")
 
@@ -205,7 +210,7 @@ class Daemon:
 
     def __init__(self, conf_extra="", args=(), listen=("127.0.0.1:0",), ipv6=False,
                  send_mode=None, timeouts=None, files=None, start=True, env=None,
-                 stats=False):
+                 stats=False, wrapper=()):
         self.tmp = tempfile.mkdtemp(prefix="ktlsd-test-")
         self.root = os.path.join(self.tmp, "root")
         os.mkdir(self.root)
@@ -233,6 +238,7 @@ class Daemon:
         for name, content in (files or {}).items():
             self.put(name, content)
         self.args = list(args)
+        self.wrapper = list(wrapper)    # a command ktlsd is run under (e.g. no-openat2)
         self.env = env
         self.proc = None
         self.port = self.port6 = None
@@ -261,7 +267,7 @@ class Daemon:
         env.update(self.env or {})
         self.stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(
-            [KTLSD, "-c", self.conf_path, "--foreground"] + self.args,
+            self.wrapper + [KTLSD, "-c", self.conf_path, "--foreground"] + self.args,
             stdin=subprocess.DEVNULL, stdout=self.stderr, stderr=self.stderr, env=env)
         deadline = time.time() + timeout
         ports = []

@@ -22,7 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ktlsd_test import Daemon, Skip, run_tests, test  # noqa: E402
+from ktlsd_test import NO_OPENAT2, Daemon, Skip, run_tests, test  # noqa: E402
 
 SECRET = b"TOP-SECRET-7f3a9c1e-outside-the-root\n"
 PUB = b"public file\n"
@@ -302,6 +302,48 @@ def unreadable_file_is_forbidden():
         finally:   # so that the temp dir can be removed
             os.chmod(os.path.join(d.root, "lockeddir"), 0o755)
             os.chmod(path, 0o644)
+
+
+@test
+def without_openat2_files_are_served_and_every_symlink_refused():
+    """A kernel before 5.6, or a container's seccomp profile that predates openat2:
+    openat2() fails with ENOSYS or EPERM. ktlsd says so once and resolves paths itself,
+    one component at a time, following no symlink at all (403), inside the root or not."""
+    assert os.access(NO_OPENAT2, os.X_OK), "build tests/helpers/no-openat2 (make check)"
+    for err in ("ENOSYS", "EPERM"):
+        with Daemon(wrapper=[NO_OPENAT2, err]) as d:
+            d.wait_log(r"\[warn\].*openat2\(\) unavailable \(%s" % (
+                "Function not implemented" if err == "ENOSYS" else "Operation not permitted"))
+            setup_tree(d)
+            os.symlink(os.path.join(d.tmp, "secret.txt"), os.path.join(d.root, "abs_out"))
+            os.symlink("../secret.txt", os.path.join(d.root, "rel_out"))
+            os.symlink("..", os.path.join(d.root, "dir_rel"))
+            os.symlink("/proc/self/root", os.path.join(d.root, "proc_root"))
+            os.symlink("pub.txt", os.path.join(d.root, "rel_in"))
+            os.symlink("sub", os.path.join(d.root, "sub_link"))
+            problems = []
+            for target, want, body in (
+                    ("/pub.txt", 200, PUB), ("/sub/", 200, INDEX), ("/", 403, None),
+                    ("/sub", 301, None), ("/sub/inner.txt", 200, b"inner\n"),
+                    ("/noindex/", 403, None), ("/missing.txt", 404, None),
+                    ("/pub.txt/x", 404, None), ("/sub/nothing/x", 404, None),
+                    ("/abs_out", 403, None), ("/rel_out", 403, None),
+                    ("/dir_rel/secret.txt", 403, None), ("/proc_root/etc/passwd", 403, None),
+                    ("/rel_in", 403, None), ("/sub_link/inner.txt", 403, None),
+                    ("/sub_link/", 403, None)):
+                status, r, raw = fetch(d, target)
+                if status != want or (body is not None and r.body != body):
+                    problems.append("%s %s: %d %r, expected %d" % (err, target, status,
+                                                                   r.body[:40], want))
+                if SECRET.strip() in raw or b"root:" in raw:
+                    problems.append("%s %s: SERVED CONTENT FROM OUTSIDE THE ROOT" % (
+                        err, target))
+            for target in TRAVERSALS:
+                status, r, raw = fetch(d, target)
+                if status not in (400, 404) or SECRET.strip() in raw or b"root:" in raw:
+                    problems.append("%s %r: %d" % (err, target, status))
+            assert not problems, "\n  ".join(problems)
+            d.wait_fds_baseline()
 
 
 if __name__ == "__main__":
