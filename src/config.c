@@ -374,7 +374,7 @@ static int load_file(struct loader *ld, const config_setting_t *root, struct con
 		"shutdown", NULL };
 	static const char *const lim[] = { "request_line", "header_bytes", "headers",
 		"keepalive_requests", "nofile", NULL };
-	static const char *const lg[] = { "error", "access", "level", NULL };
+	static const char *const lg[] = { "error", "access", "level", "access_format", NULL };
 	static const char *const snd[] = { "mode", "chunk", "mss", "notsent_lowat", NULL };
 	const config_setting_t *g;
 	long long v;
@@ -440,9 +440,20 @@ static int load_file(struct loader *ld, const config_setting_t *root, struct con
 		return -1;
 
 	if ((g = group(ld, root, "log", lg, &rc)) != NULL) {
-		char *lvl = NULL;
+		char *lvl = NULL, *fmt = NULL;
 		if (get_string(ld, g, "error", &c->log.error) || get_string(ld, g, "access", &c->log.access) ||
-		    get_string(ld, g, "level", &lvl))
+		    get_string(ld, g, "access_format", &fmt))
+			return -1;
+		if (fmt != NULL) {
+			bool json = strcmp(fmt, "json") == 0, combined = strcmp(fmt, "combined") == 0;
+			free(fmt);
+			if (!json && !combined) {
+				return fail_at(ld, config_setting_get_member(g, "access_format"),
+					       "access_format: must be \"combined\" or \"json\"");
+			}
+			c->log.access_json = json;
+		}
+		if (get_string(ld, g, "level", &lvl))
 			return -1;
 		if (lvl != NULL) {
 			c->log.level = log_level_parse(lvl);

@@ -80,6 +80,7 @@ struct config {
 	struct {
 		char *error, *access;
 		int level;
+		bool access_json;	/* access_format "json": one JSON object per line */
 	} log;
 	struct send_settings send;	/* defaults for every listener */
 	unsigned cli_send_set;		/* SEND_SET_* given on the command line */

@@ -112,9 +112,50 @@ static void escape_into(char *out, size_t outsz, const char *s, size_t len)
 	out[o] = '\0';
 }
 
+/* s (already escaped by escape_into(): printable ASCII without '"') as a JSON string
+ * body: only its backslashes need doubling. */
+static const char *json_escaped(char *out, size_t outsz, const char *s)
+{
+	size_t o = 0;
+
+	for (; *s && o + 3 < outsz; s++) {
+		if (*s == '\\')
+			out[o++] = '\\';
+		out[o++] = *s;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* One JSON object per line (log.access_format "json"): the fields of the combined
+ * format and ktlsd's own, named, for log shippers that should not parse text. */
+static int access_log_json(struct conn *c, char *line, size_t size, const struct tm *tm,
+			   double rt)
+{
+	char when[40], req[sizeof(c->reqline) * 2], ua[sizeof(c->user_agent) * 2],
+	     ref[sizeof(c->referer) * 2];
+
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S%z", tm);
+	return snprintf(line, size,
+			"{\"time\":\"%s\",\"remote_addr\":\"%s\",\"request\":\"%s\",\"status\":%d,"
+			"\"body_bytes\":%llu,\"referer\":\"%s\",\"user_agent\":\"%s\",\"rt\":%.3f,"
+			"\"bytes\":%llu,\"mode\":\"%s\",\"tls_tx\":\"%s\",\"mss\":%u,\"stalls\":%u,"
+			"\"stall_ms\":%llu,\"conn\":%llu}",
+			when, c->peer_addr, json_escaped(req, sizeof(req), c->reqline), c->status,
+			(unsigned long long)c->resp_body_bytes,
+			json_escaped(ref, sizeof(ref), c->referer),
+			json_escaped(ua, sizeof(ua), c->user_agent), rt,
+			(unsigned long long)(c->resp_head_bytes + c->resp_body_bytes),
+			c->sender ? c->sender->name : "-", c->ktls.tx ? "kernel" : "userspace",
+			c->rec.snd_mss, c->rec.stalls - c->stalls_at_request,
+			(unsigned long long)(c->rec.stall_ms_total + stall_current_ms(c) -
+					     c->stall_ms_at_request),
+			(unsigned long long)c->id);
+}
+
 static void access_log(struct conn *c)
 {
-	char line[1024], when[64];
+	char line[1536], when[64];
 	struct timeval now;
 	struct tm tm;
 	double rt;
@@ -124,9 +165,15 @@ static void access_log(struct conn *c)
 		return;
 	gettimeofday(&now, NULL);
 	localtime_r(&now.tv_sec, &tm);
-	strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S %z", &tm);
 	rt = (double)(now.tv_sec - c->t_request.tv_sec) +
 	     (double)(now.tv_usec - c->t_request.tv_usec) / 1e6;
+	if (c->cfg->log.access_json) {
+		n = access_log_json(c, line, sizeof(line), &tm, rt);
+		if (n > 0 && (size_t)n < sizeof(line))	/* a cut JSON line would be garbage */
+			log_access(line, (size_t)n);
+		return;
+	}
+	strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S %z", &tm);
 	n = snprintf(line, sizeof(line),
 		     "%s - - [%s] \"%s\" %d %llu \"%s\" \"%s\" rt=%.3f bytes=%llu mode=%s "
 		     "tls_tx=%s mss=%u stalls=%u stall_ms=%llu conn=%llu",

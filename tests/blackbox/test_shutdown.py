@@ -10,6 +10,7 @@ And: the access log has one line per request, combined-like:
 """
 import fcntl
 import hashlib
+import json
 import os
 import re
 import signal
@@ -216,7 +217,7 @@ def access_log_one_combined_line_per_request():
         expect.append(("GET /missing?q=1 HTTP/1.1", 404, len(r.body), "-", "-"))
         c.request("GET", "/a.txt", {"User-Agent": 'evil" 200 999 "x\\'})
         expect.append(("GET /a.txt HTTP/1.1", 200, 1000, "-", None))
-        c.request("GET", "/a.txt", {"User-Agent": "caf\xe9"})   # sent as latin-1
+        c.request("GET", "/a.txt", {"User-Agent": "caf\xe9"})   # é, sent as UTF-8
         expect.append(("GET /a.txt HTTP/1.1", 200, 1000, "-", None))
         c.close()
         c = d.conn()
@@ -251,6 +252,62 @@ def access_log_one_combined_line_per_request():
                 assert "\\x" in m["ua"], line
         t = time.strptime(ACCESS_RE.match(lines[0])["date"], "%d/%b/%Y:%H:%M:%S %z")
         assert abs(time.mktime(t) - time.time()) < 3600 * 24, lines[0]
+
+
+
+@test
+def access_log_json_one_object_per_request():
+    body = b"y" * 777
+    # access_format belongs in the Daemon's own log group: rewrite that line
+    d = Daemon(files={"a.txt": body}, start=False)
+    try:
+        with open(d.conf_path, "w") as f:
+            f.write(d.conf_text.replace('level = "info";', 'level = "info"; access_format = "json";'))
+        d.start()
+        c = d.conn()
+        r = c.request("GET", "/a.txt", {"Referer": "https://ref.example/p",
+                                        "User-Agent": "agent/1.0"})
+        assert r.status == 200
+        c.request("GET", "/a.txt", {"Range": "bytes=10-19"})
+        c.request("GET", "/a.txt", {"User-Agent": 'evil" } \\ {"x'})
+        c.request("GET", "/a.txt", {"User-Agent": "caf\xe9"})   # é, sent as UTF-8
+        c.request("GET", "/nope")
+        c.close()
+        c = d.conn()
+        c.send("GET /\x01\xff HTTP/1.1\r\nHost: x\r\n\r\n")
+        r400 = c.read_response()
+        c.close()
+        wait_until(lambda: len(d.access_log().splitlines()) >= 6, what="6 access log lines")
+        lines = d.access_log().splitlines()
+        assert len(lines) == 6, lines
+        recs = []
+        for line in lines:
+            assert line.isascii(), line
+            recs.append(json.loads(line))      # every line is one valid JSON object
+        want = [("GET /a.txt HTTP/1.1", 200, 777), ("GET /a.txt HTTP/1.1", 206, 10),
+                ("GET /a.txt HTTP/1.1", 200, 777), ("GET /a.txt HTTP/1.1", 200, 777),
+                ("GET /nope HTTP/1.1", 404, None), (None, r400.status, None)]
+        for rec, (req, status, nbytes) in zip(recs, want):
+            assert rec["remote_addr"] == "127.0.0.1", rec
+            assert rec["status"] == status, rec
+            if req is not None:
+                assert rec["request"] == req, rec
+            if nbytes is not None:
+                assert rec["body_bytes"] == nbytes, rec
+            assert rec["bytes"] > rec["body_bytes"] and rec["mode"] and rec["conn"] >= 1, rec
+            assert rec["tls_tx"] in ("kernel", "userspace") and rec["rt"] >= 0, rec
+            t = time.strptime(rec["time"], "%Y-%m-%dT%H:%M:%S%z")
+            assert abs(time.mktime(t) - time.time()) < 3600 * 24, rec
+        assert recs[0]["referer"] == "https://ref.example/p"
+        assert recs[0]["user_agent"] == "agent/1.0" and recs[1]["user_agent"] == ""  # absent: empty
+        assert recs[1]["referer"] == ""
+        # quotes, backslashes and bytes outside printable ASCII arrive escaped as \xHH
+        assert recs[2]["user_agent"] == "evil\\x22 } \\x5C {\\x22x", recs[2]
+        assert recs[3]["user_agent"] == "caf\\xC3\\xA9", recs[3]   # UTF-8 bytes
+        assert r400.status == 400 and "\\x01\\xC3\\xBF" in recs[5]["request"], recs[5]
+        d.stop()
+    finally:
+        d.cleanup()
 
 
 if __name__ == "__main__":
