@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/rand.h>
 
 /* What a step of the driver asks for next. */
 enum step {
@@ -238,6 +239,81 @@ static enum step start_response(struct conn *c, struct response_head *h, bool he
 	return STEP_CONTINUE;
 }
 
+/* ---- multipart/byteranges (RFC 9110 §14.6) ---------------------------- */
+
+/* Several ranges: one part per range, each with its own Content-Type and Content-Range,
+ * then a closing delimiter. Each part's header goes into c->out and its range is sent
+ * from the file like any body, so every sender (sendfile included) serves parts. */
+struct multipart {
+	char boundary[17];	/* 16 random hex digits */
+	char ctype[64];		/* the response's Content-Type */
+	const char *part_type;	/* the file's type */
+	uint64_t total;		/* file size */
+	size_t n, next;		/* ranges; the next part to start (n: the closing line) */
+	struct byte_range r[];
+};
+
+/* Header of part i (i == n: the closing delimiter) into buf; its length (also when it
+ * does not fit, snprintf-like; buf may be NULL with cap 0). */
+static size_t part_header(const struct multipart *mp, size_t i, char *buf, size_t cap)
+{
+	int n;
+
+	if (i == mp->n)
+		n = snprintf(buf, cap, "\r\n--%s--\r\n", mp->boundary);
+	else
+		n = snprintf(buf, cap, "\r\n--%s\r\nContent-Type: %s\r\n"
+			     "Content-Range: bytes %llu-%llu/%llu\r\n\r\n", mp->boundary,
+			     mp->part_type, (unsigned long long)mp->r[i].first,
+			     (unsigned long long)mp->r[i].last, (unsigned long long)mp->total);
+	return n > 0 ? (size_t)n : 0;
+}
+
+static struct multipart *multipart_new(const struct byte_range *r, size_t n, uint64_t total,
+				       const char *type, uint64_t *content_length)
+{
+	struct multipart *mp = calloc(1, sizeof(*mp) + n * sizeof(r[0]));
+	unsigned char rnd[8];
+
+	if (mp == NULL)
+		return NULL;
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		free(mp);
+		return NULL;
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(mp->boundary + 2 * i, 3, "%02x", rnd[i]);
+	snprintf(mp->ctype, sizeof(mp->ctype), "multipart/byteranges; boundary=%s", mp->boundary);
+	mp->part_type = type;
+	mp->total = total;
+	mp->n = n;
+	memcpy(mp->r, r, n * sizeof(r[0]));
+	*content_length = 0;
+	for (size_t i = 0; i <= n; i++)
+		*content_length += part_header(mp, i, NULL, 0) +
+				   (i < n ? r[i].last - r[i].first + 1 : 0);
+	return mp;
+}
+
+/* Append the next part's header (or the closing delimiter) to c->out and point the
+ * file range at that part. false: out of memory. */
+static bool next_part(struct conn *c)
+{
+	struct multipart *mp = c->mp;
+	size_t i = mp->next++;
+	size_t len = part_header(mp, i, NULL, 0);
+	size_t extra = c->sender->copies && i < mp->n ? send_copy_size(c) : 0;
+
+	if (!out_reserve(c, c->out.len + len + 1 + extra))
+		return false;
+	c->out.len += part_header(mp, i, c->out.buf + c->out.len, c->out.cap - c->out.len);
+	if (i < mp->n) {
+		c->file_off = mp->r[i].first;
+		c->body_left = mp->r[i].last - mp->r[i].first + 1;
+	}
+	return true;
+}
+
 static bool closes_connection(int status)
 {
 	return status == 400 || status == 408 || status == 413 || status == 414 ||
@@ -308,6 +384,8 @@ static enum step respond_file(struct conn *c, const struct http_request *req,
 	uint64_t size = (uint64_t)fi->st.st_size;
 	struct byte_range r[16];
 	size_t nr = 0;
+	struct multipart *mp = NULL;
+	enum step st;
 	struct response_head h = {
 		.status = 200,
 		.content_type = mime_lookup(c->site->mime, name),
@@ -340,13 +418,22 @@ static enum step respond_file(struct conn *c, const struct http_request *req,
 				return start_response(c, &e, head_only, body, strlen(body));
 			}
 		case RANGE_OK:
-			if (nr == 1) {	/* several ranges: answered in full, which RFC 9110 allows */
-				h.status = 206;
+			h.status = 206;
+			if (nr == 1) {
 				h.content_range = true;
 				h.range_first = r[0].first;
 				h.range_last = r[0].last;
 				h.content_length = r[0].last - r[0].first + 1;
+				break;
 			}
+			mp = multipart_new(r, nr, size, h.content_type, &h.content_length);
+			if (mp == NULL) {
+				fcache_release(fh);
+				log_msg(LOG_LEVEL_ERROR, "conn %llu: out of memory for a multipart "
+					"response", (unsigned long long)c->id);
+				return respond_error(c, 500, head_only);
+			}
+			h.content_type = mp->ctype;
 			break;
 		case RANGE_IGNORE:
 			break;
@@ -354,12 +441,21 @@ static enum step respond_file(struct conn *c, const struct http_request *req,
 	}
 	if (head_only || h.content_length == 0) {
 		fcache_release(fh);
-	} else {
-		c->file = fh;
-		c->file_fd = fi->fd;
-		c->file_off = h.status == 206 ? h.range_first : 0;
-		c->body_left = h.content_length;
+		st = start_response(c, &h, head_only, NULL, 0);
+		free(mp);	/* h.content_type points into it */
+		return st;
 	}
+	c->file = fh;
+	c->file_fd = fi->fd;
+	if (mp != NULL) {	/* the parts follow the head, the first one right away */
+		st = start_response(c, &h, false, NULL, 0);
+		c->mp = mp;
+		if (st == STEP_CONTINUE && !next_part(c))
+			return STEP_CLOSE;
+		return st;
+	}
+	c->file_off = h.status == 206 ? h.range_first : 0;
+	c->body_left = h.content_length;
 	return start_response(c, &h, head_only, NULL, 0);
 }
 
@@ -618,6 +714,8 @@ static enum step do_send(struct conn *c)
 			r = send_flush_out(c, c->body_left > 0, &n, &ww);
 		else if (send_pending(c))
 			r = c->sender->send(c, c->chunk, &n);
+		else if (c->mp != NULL && c->mp->next <= c->mp->n)
+			r = next_part(c) ? IO_OK : IO_ERROR;	/* the next part of several ranges */
 		else
 			return response_done(c);
 		switch (r) {

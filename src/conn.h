@@ -78,6 +78,7 @@ struct conn {
 	/* the response in flight */
 	struct conn_out out;
 	struct file_ref *file;	/* the body's file (fcache.h), NULL when none */
+	struct multipart *mp;		/* several ranges: the parts still to send (conn.c) */
 	int file_fd;			/* file->fi.fd, or -1 */
 	uint64_t file_off;		/* next file byte to hand to the kernel / read */
 	uint64_t body_left;		/* file bytes not yet taken from the file */

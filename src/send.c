@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -245,6 +246,8 @@ void send_release(struct conn *c)
 {
 	fcache_release(c->file);
 	c->file = NULL;
+	free(c->mp);
+	c->mp = NULL;
 	c->file_fd = -1;
 	if (c->pipe_len > 0) {
 		/* bytes left in the pipe belong to an aborted response: drop the pipe */

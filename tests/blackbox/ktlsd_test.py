@@ -183,6 +183,40 @@ def tcp_connect(daemon, timeout=10, family=socket.AF_INET, sockopts=()):
     return s
 
 
+def parse_byteranges(resp):
+    """The parts of a multipart/byteranges response, read strictly by RFC 2046/9110:
+    [(headers dict with lower-case names, data bytes)]. Raises AssertionError when the body
+    is not exactly preamble, delimited parts and the close delimiter, or its length is
+    not Content-Length."""
+    ct = resp.header("content-type") or ""
+    m = re.fullmatch(r"multipart/byteranges;\s*boundary=(\"?)([0-9A-Za-z'()+_,./:=?-]{1,70})\1", ct)
+    assert m, "Content-Type %r" % ct
+    body = resp.body
+    assert resp.header("content-length") == str(len(body)), (resp.header("content-length"),
+                                                            len(body))
+    delim = b"\r\n--" + m.group(2).encode()
+    if body.startswith(delim[2:]):
+        body = b"\r\n" + body         # the first delimiter may open the body
+    i = body.find(delim)
+    assert i >= 0, "no delimiter"
+    rest, parts = body[i + len(delim):], []
+    while not rest.startswith(b"--"):
+        assert rest.startswith(b"\r\n"), rest[:20]
+        j = rest.find(delim)
+        assert j >= 0, "part %d not closed" % len(parts)
+        head, sep, data = rest[2:j].partition(b"\r\n\r\n")
+        assert sep, "part %d without its blank line" % len(parts)
+        headers = {}
+        for line in head.split(b"\r\n"):
+            name, colon, value = line.partition(b":")
+            assert colon, line
+            headers[name.decode().strip().lower()] = value.decode().strip()
+        parts.append((headers, data))
+        rest = rest[j + len(delim):]
+    assert rest in (b"--", b"--\r\n"), "after the close delimiter: %r" % rest[:40]
+    return parts
+
+
 def wait_until(pred, timeout=5, interval=0.02, what="condition"):
     """Poll pred() until it returns something true (returned) or raise AssertionError."""
     deadline = time.time() + timeout

@@ -144,6 +144,17 @@ def large_files_and_ranges_and_keepalive_over_ktls():
                 assert resp.status == 206, resp
                 data.seek(first)
                 assert resp.body == data.read(last - first + 1), (mode, first)
+            # several ranges: multipart/byteranges, the part headers between the file
+            # ranges the sender sends (sendfile: MSG_MORE head, then sendfile per part)
+            resp = c.request("GET", "/big.bin", {"Range": "bytes=0-9,%d-%d,-3" % (MIB, 2 * MIB)})
+            assert resp.status == 206, resp
+            parts = ktlsd_test.parse_byteranges(resp)
+            for (headers, part), (first, last) in zip(parts, ((0, 9), (MIB, 2 * MIB),
+                                                            (64 * MIB - 3, 64 * MIB - 1))):
+                assert headers["content-range"] == "bytes %d-%d/%d" % (first, last, 64 * MIB)
+                data.seek(first)
+                assert part == data.read(last - first + 1), (mode, "multipart", first)
+            assert len(parts) == 3, (mode, len(parts))
             # keep-alive: more responses on the same kTLS connection (small: Python's
             # userspace decryption in the guest is slow)
             d.put("small.txt", "small\n" * 1000)
@@ -153,7 +164,7 @@ def large_files_and_ranges_and_keepalive_over_ktls():
             c.close()
             data.close()
             wait_until(lambda: d.stats()["totals"]["connections_open"] == 0, 10)
-            rec = [r for r in d.recent() if r["requests"] == 6][0]
+            rec = [r for r in d.recent() if r["requests"] == 7][0]
             assert rec["tls_tx"] == ("userspace" if mode == "userspace" else "kernel"), rec
 
 
