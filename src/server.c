@@ -1,6 +1,7 @@
 /* server.c — see server.h. */
 #include "autoconf.h"
 #include "server.h"
+#include "activation.h"
 #include "admin.h"
 #include "conn.h"
 #include "fcache.h"
@@ -17,6 +18,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -94,7 +96,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	while (idx < srv->nlisteners && srv->listeners[idx] != l)
 		idx++;
 	srv->n.accepted++;
-	if (conn_new(srv, fd, sa, salen, idx) == NULL)
+	if (conn_new(srv, fd, sa, salen, idx < srv->nlisteners ? srv->listener_cfg[idx] : SIZE_MAX)
+	    == NULL)
 		return;
 	if (srv->nconns >= srv->site->cfg->max_connections) {
 		/* at the limit: leave new clients in the kernel backlog, like nginx does */
@@ -165,12 +168,82 @@ fail:
 
 /* Say where we listen, with the real port when the configured one was 0 (tests use
  * that to get a free port without races). */
-static void log_bound(const struct listen_addr *la, int fd)
+static void log_bound(const char *text, int fd)
 {
 	char hp[INET6_ADDRSTRLEN + 8];
 
 	net_local(fd, hp, sizeof(hp));
-	log_msg(LOG_LEVEL_NOTICE, "listening on %s (bound %s)", la->text, hp);
+	log_msg(LOG_LEVEL_NOTICE, "listening on %s (bound %s)", text, hp);
+}
+
+static int add_listener(struct server *srv, int fd, size_t cfg_index, const char *text,
+			char *err, size_t errlen)
+{
+	struct evconnlistener *l = evconnlistener_new(srv->base, on_accept, srv,
+						      LEV_OPT_CLOSE_ON_FREE, 0, fd);
+
+	if (l == NULL) {
+		close(fd);
+		snprintf(err, errlen, "listen %s: evconnlistener_new failed", text);
+		return -1;
+	}
+	evconnlistener_set_error_cb(l, on_accept_error);
+	srv->listeners[srv->nlisteners] = l;
+	srv->listener_cfg[srv->nlisteners] = cfg_index;
+	srv->nlisteners++;
+	log_bound(text, fd);
+	return 0;
+}
+
+/* The configured listen entry with exactly this address and port, or SIZE_MAX. */
+static size_t match_listen(const struct config *cfg, const struct sockaddr_storage *ss)
+{
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		const struct sockaddr_storage *c = &cfg->listen[i].ss;
+		if (c->ss_family != ss->ss_family)
+			continue;
+		if (ss->ss_family == AF_INET) {
+			const struct sockaddr_in *a = (const void *)c, *b = (const void *)ss;
+			if (a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr)
+				return i;
+		} else {
+			const struct sockaddr_in6 *a = (const void *)c, *b = (const void *)ss;
+			if (a->sin6_port == b->sin6_port &&
+			    memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0)
+				return i;
+		}
+	}
+	return SIZE_MAX;
+}
+
+/* systemd's sockets instead of our own: they decide where we listen; a listen entry of
+ * the configuration with the same address only lends its send settings (and MSS). */
+static int use_inherited(struct server *srv, const struct inherited_listener *inh, int n,
+			 char *err, size_t errlen)
+{
+	const struct config *cfg = srv->site->cfg;
+
+	for (int i = 0; i < n; i++) {
+		size_t k = match_listen(cfg, &inh[i].ss);
+		const struct send_settings *send = k != SIZE_MAX ? &cfg->listen[k].send : &cfg->send;
+		char text[64];
+
+		net_local(inh[i].fd, text, sizeof(text));
+		if (send->mss > 0 &&
+		    setsockopt(inh[i].fd, IPPROTO_TCP, TCP_MAXSEG, &send->mss, sizeof(send->mss)) == -1)
+			log_msg(LOG_LEVEL_WARN, "socket activation: %s: TCP_MAXSEG %d: %s", text,
+				send->mss, strerror(errno));
+		if (add_listener(srv, inh[i].fd, k, k != SIZE_MAX ? cfg->listen[k].text : text,
+				 err, errlen) == -1) {
+			for (int j = i + 1; j < n; j++)
+				close(inh[j].fd);
+			return -1;
+		}
+	}
+	log_msg(LOG_LEVEL_NOTICE, "socket activation: %d listening socket(s) from systemd; "
+		"the configured listen addresses are not bound (those matching a socket lend "
+		"it their send settings)", n);
+	return 0;
 }
 
 /* ---- signals, stop, reload -------------------------------------------- */
@@ -397,6 +470,8 @@ struct server *server_new(struct site *site, char *err, size_t errlen)
 	static const int sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1 };
 	struct server *srv = calloc(1, sizeof(*srv));
 	const struct config *cfg = site->cfg;
+	struct inherited_listener inh[CONFIG_MAX_LISTEN];
+	int ninh;
 
 	if (srv == NULL) {
 		site_unref(site);
@@ -410,20 +485,13 @@ struct server *server_new(struct site *site, char *err, size_t errlen)
 		snprintf(err, errlen, "event_base_new failed");
 		goto fail;
 	}
-	for (size_t i = 0; i < cfg->nlisten; i++) {
+	ninh = activation_listeners(inh, KTLSD_ARRAY_LEN(inh), err, errlen);
+	if (ninh < 0 || (ninh > 0 && use_inherited(srv, inh, ninh, err, errlen) == -1))
+		goto fail;
+	for (size_t i = 0; ninh == 0 && i < cfg->nlisten; i++) {
 		int fd = bind_one(&cfg->listen[i], cfg, err, errlen);
-		if (fd == -1)
+		if (fd == -1 || add_listener(srv, fd, i, cfg->listen[i].text, err, errlen) == -1)
 			goto fail;
-		srv->listeners[i] = evconnlistener_new(srv->base, on_accept, srv,
-						       LEV_OPT_CLOSE_ON_FREE, 0, fd);
-		if (srv->listeners[i] == NULL) {
-			close(fd);
-			snprintf(err, errlen, "listen %s: evconnlistener_new failed", cfg->listen[i].text);
-			goto fail;
-		}
-		evconnlistener_set_error_cb(srv->listeners[i], on_accept_error);
-		srv->nlisteners++;
-		log_bound(&cfg->listen[i], fd);
 	}
 	for (size_t i = 0; i < KTLSD_ARRAY_LEN(sigs); i++) {
 		srv->ev_signals[i] = evsignal_new(srv->base, sigs[i], on_signal, srv);

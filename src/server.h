@@ -44,6 +44,7 @@ struct server {
 	struct event_base *base;
 	struct site *site;		/* current: new connections use it */
 	struct evconnlistener *listeners[CONFIG_MAX_LISTEN];
+	size_t listener_cfg[CONFIG_MAX_LISTEN];	/* its index in cfg->listen, or SIZE_MAX */
 	size_t nlisteners;
 	struct event *ev_signals[5];
 	struct event *ev_stop_timer, *ev_accept_retry;

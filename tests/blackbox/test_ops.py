@@ -564,6 +564,10 @@ def systemd_unit_passes_systemd_analyze_verify():
         unit = os.path.join(tmp, "ktlsd.service")
         with open(unit, "w") as f:
             f.write(text.replace(sbindir + "/ktlsd", os.path.abspath(KTLSD)))
+        # the socket unit beside it: it activates ktlsd.service by name
+        sock = os.path.join(tmp, "ktlsd.socket")
+        shutil.copy(os.path.join(TOP_SRCDIR, "systemd", "ktlsd.socket"), sock)
+        assert re.search(r"^ListenStream=", open(sock).read(), re.M)
         args = [exe, "verify"]
         env = dict(os.environ)
         if shutil.which("man"):
@@ -575,7 +579,7 @@ def systemd_unit_passes_systemd_analyze_verify():
         else:
             print("note: man(1) missing: Documentation= not checked")
             args.append("--man=no")
-        p = subprocess.run(args + [unit], capture_output=True, text=True, timeout=120,
+        p = subprocess.run(args + [unit, sock], capture_output=True, text=True, timeout=120,
                            env=env)
         out = p.stdout + p.stderr
         ours = [l for l in out.splitlines() if "ktlsd" in l]
@@ -620,6 +624,58 @@ def man_pages_render_without_warnings():
     assert len(keys) > 20, keys
     missing = [k for k in keys if not re.search(r"^\.BR? %s\b" % re.escape(k), man5, re.M)]
     assert not missing, "not in ktlsd.conf.5: %s" % missing
+
+
+@test
+def systemd_socket_activation_serves_on_the_inherited_socket():
+    """ktlsd started by systemd-socket-activate (the sd_listen_fds protocol of a .socket
+    unit): it serves on the socket it was given, binds none of the configured listen
+    addresses (one of them is held by this test, binding it would fail), and a configured
+    entry with the socket's address lends it its send settings."""
+    ssa = shutil.which("systemd-socket-activate")
+    assert ssa, "systemd-socket-activate not installed (Debian package systemd)"
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    d = Daemon(start=False, stats=True)
+    try:
+        listen = 'listen = ( { address = "127.0.0.1:%d"; send = { mode = "write"; }; }, ' \
+                 '"127.0.0.1:%d" );' % (port, blocker.getsockname()[1])
+        conf = re.sub(r"^listen = .*$", listen, d.conf_text, count=1, flags=re.M)
+        with open(d.conf_path, "w") as f:
+            f.write(conf)
+        d.put("a.txt", "activated\n")
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        d.stderr_path = os.path.join(d.tmp, "stderr.log")
+        d.stderr = open(d.stderr_path, "wb")
+        d.proc = subprocess.Popen(
+            [ssa, "-l", "127.0.0.1:%d" % port, "-E", "ASAN_OPTIONS", "-E", "PATH",
+             KTLSD, "-c", d.conf_path, "--foreground"],
+            stdin=subprocess.DEVNULL, stdout=d.stderr, stderr=d.stderr, env=env)
+        d.port = port
+        wait_until(lambda: b"Listening on" in open(d.stderr_path, "rb").read(), 5,
+                   what="systemd-socket-activate listening")
+        # the first connection starts ktlsd (systemd-socket-activate execs it on demand)
+        c = d.conn(timeout=20)
+        r = c.request("GET", "/a.txt")
+        assert r.status == 200 and r.body == b"activated\n", r
+        log = d.log()
+        assert re.search(r"socket activation: 1 listening socket\(s\) from systemd", log), log
+        assert not re.search(r"\[(alert|emerg)\]", log), log
+        m = re.search(r"stats on http://\S+ \(bound [^:]+:(\d+)\)", log)
+        d.stats_port = int(m.group(1))
+        conns = d.stats()["connections"]
+        assert len(conns) == 1 and conns[0]["mode"] == "write", conns
+        c.close()
+        d.stop()
+    finally:
+        blocker.close()
+        d.cleanup()
 
 
 if __name__ == "__main__":
