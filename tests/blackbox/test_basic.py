@@ -58,6 +58,41 @@ def keepalive_and_pipelining_in_order():
 
 
 @test
+def request_sent_while_a_large_response_is_in_flight_is_answered():
+    """The next request arrives while the socket is full of the previous response (the
+    daemon waits for writability then, and ignores the read edge): once the first response
+    is out, the second is read and answered, in every send mode, with no stall."""
+    for mode in ("sendfile", "write", "userspace"):
+        with Daemon(send_mode=mode) as d:
+            big = d.put_random("big.bin", 8 * 1024 * 1024, seed=3)
+            d.put("small.txt", "second\n")
+            c = d.conn(timeout=10)
+            c.send("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, _, headers, _ = c.read_head()
+            assert status == 200
+            got, h = len(c.buf), hashlib.sha256(c.buf)
+            c.buf = b""
+            while got < 1024 * 1024:                # the rest is queued or on its way
+                chunk = c.sock.recv(65536)
+                assert chunk
+                h.update(chunk)
+                got += len(chunk)
+            c.send("GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            size = int(headers["content-length"])
+            while got < size:
+                chunk = c.sock.recv(min(1 << 20, size - got))
+                assert chunk
+                h.update(chunk[:size - got])
+                if len(chunk) > size - got:        # the second response's start
+                    c.buf = chunk[size - got:]
+                got += len(chunk[:size - got])
+            assert h.hexdigest() == sha256_file(big), mode
+            r = c.read_response()
+            assert r.status == 200 and r.body == b"second\n", (mode, r)
+            c.close()
+
+
+@test
 def not_found_and_date_server_headers():
     with Daemon() as d:
         r = d.get("/nope")
