@@ -852,6 +852,8 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	(void)salen;
 	if (fd_reserve_reached(fd, &limit)) {
 		refuse_out_of_fds(fd, sa, limit);
+		/* the cached files are the descriptors that can go: the next client may fit */
+		fcache_flush(srv->fcache);
 		return NULL;
 	}
 	c = calloc(1, sizeof(*c));
