@@ -365,7 +365,7 @@ static int load_file(struct loader *ld, const config_setting_t *root, struct con
 {
 	static const char *const top[] = { "listen", "document_root", "index", "mime_types", "user",
 		"group", "run_as_root", "max_connections", "tls", "timeouts", "limits", "log", "send",
-		"stall", "stats", "file_cache", NULL };
+		"stall", "stats", "file_cache", "gzip_static", NULL };
 	static const char *const fch[] = { "entries", "valid", NULL };
 	static const char *const stl[] = { "threshold_ms", NULL };
 	static const char *const sts[] = { "listen", "recent", NULL };
@@ -385,7 +385,8 @@ static int load_file(struct loader *ld, const config_setting_t *root, struct con
 	    get_string(ld, root, "index", &c->index) ||
 	    get_string(ld, root, "mime_types", &c->mime_types) ||
 	    get_string(ld, root, "user", &c->user) || get_string(ld, root, "group", &c->group) ||
-	    get_bool(ld, root, "run_as_root", &c->run_as_root))
+	    get_bool(ld, root, "run_as_root", &c->run_as_root) ||
+	    get_bool(ld, root, "gzip_static", &c->gzip_static))
 		return -1;
 	v = c->max_connections;
 	if (get_uint(ld, root, "max_connections", 1, 1000000, &v))

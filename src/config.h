@@ -60,6 +60,7 @@ struct config {
 	char *mime_types;		/* path; NULL = built-in table */
 	char *user, *group;		/* drop to these after binding; NULL = stay */
 	bool run_as_root;		/* started as root without user: go on anyway */
+	bool gzip_static;		/* serve FILE.gz for FILE to clients accepting gzip */
 	unsigned max_connections;
 	struct {
 		char *certificate, *private_key;

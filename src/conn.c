@@ -375,9 +375,10 @@ static bool not_modified(const struct http_request *req, const struct file_info 
 	       fi->st.st_mtim.tv_sec <= t;
 }
 
-/* Answer with the file (h: the caller's reference, given to c or released). */
+/* Answer with the file (fh: the caller's reference, given to c or released); name gives
+ * the Content-Type; gzipped: fh is name's precompressed ".gz" (gzip_static). */
 static enum step respond_file(struct conn *c, const struct http_request *req,
-			      struct file_ref *fh, const char *name)
+			      struct file_ref *fh, const char *name, bool gzipped)
 {
 	const struct file_info *fi = &fh->fi;
 	bool head_only = req->method == HTTP_METHOD_HEAD;
@@ -394,11 +395,14 @@ static enum step respond_file(struct conn *c, const struct http_request *req,
 		.etag = fi->etag,
 		.last_modified = fi->st.st_mtim.tv_sec,
 		.total = size,
+		.content_encoding = gzipped ? "gzip" : NULL,
+		.vary_encoding = c->cfg->gzip_static,
 	};
 
 	if (not_modified(req, fi)) {
 		h.status = 304;
 		h.content_type = NULL;
+		h.content_encoding = NULL;
 		h.content_length = 0;
 		h.accept_ranges = false;
 		fcache_release(fh);
@@ -484,6 +488,18 @@ static void begin_request(struct conn *c, size_t head_len)
 	c->head_len = head_len;
 }
 
+/* gzip_static: rel's precompressed twin "rel.gz", if it is a regular file beneath the
+ * root (through the cache, like any file). Anything else: serve rel itself. */
+static bool open_gzipped(struct conn *c, const char *rel, struct file_ref **fh)
+{
+	char gz[PATH_MAX_BYTES];
+	int n = snprintf(gz, sizeof(gz), "%s.gz", rel);
+
+	return n > 0 && (size_t)n < sizeof(gz) &&
+	       fcache_open(c->srv->fcache, c->site->gen, c->site->rootfd, gz, false, c->cfg->index,
+			   fh) == FILE_OK;
+}
+
 static enum step handle_request(struct conn *c, const struct http_request *req)
 {
 	char rel[PATH_MAX_BYTES];
@@ -502,10 +518,15 @@ static enum step handle_request(struct conn *c, const struct http_request *req)
 	case PATH_BAD: return respond_error(c, 400, head_only);
 	case PATH_TOO_LONG: return respond_error(c, 414, head_only);
 	}
+	if (c->cfg->gzip_static && !slash && strcmp(rel, ".") != 0 &&
+	    http_accepts_gzip(req->accept_encoding.ptr, req->accept_encoding.len) &&
+	    open_gzipped(c, rel, &fh))
+		return respond_file(c, req, fh, rel, true);
 	switch (fcache_open(c->srv->fcache, c->site->gen, c->site->rootfd, rel, slash, c->cfg->index,
 			    &fh)) {
 	case FILE_OK:
-		return respond_file(c, req, fh, slash || strcmp(rel, ".") == 0 ? c->cfg->index : rel);
+		return respond_file(c, req, fh, slash || strcmp(rel, ".") == 0 ? c->cfg->index : rel,
+				    false);
 	case FILE_REDIRECT: return respond_redirect(c, req, head_only);
 	case FILE_NOT_FOUND: return respond_error(c, 404, head_only);
 	case FILE_FORBIDDEN: return respond_error(c, 403, head_only);

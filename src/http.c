@@ -384,6 +384,8 @@ static int http_field(struct http_head *h, struct http_str name, struct http_str
 		http_keep_first(&req->if_range, v);
 	else if (http_eq_nocase(name.ptr, name.len, "user-agent"))
 		http_keep_first(&req->user_agent, v);
+	else if (http_eq_nocase(name.ptr, name.len, "accept-encoding"))
+		http_keep_first(&req->accept_encoding, v);
 	else if (http_eq_nocase(name.ptr, name.len, "referer"))
 		http_keep_first(&req->referer, v);
 	else if (http_eq_nocase(name.ptr, name.len, "range")) {
@@ -764,6 +766,87 @@ bool http_etag_match_any(const char *s, size_t len, const char *etag)
 		if (i < len && s[i] != ',')
 			return false;
 	}
+}
+
+/* A q-value (RFC 9110 §12.4.2: "0" ["." 0-3 digits] or "1" ["." 0-3 zeros]) in
+ * s[0..len): > 0 gives true; malformed gives false. */
+static bool http_qvalue_positive(const char *s, size_t len)
+{
+	size_t i = 1;
+	bool nonzero = false;
+
+	if (len == 0 || (s[0] != '0' && s[0] != '1'))
+		return false;
+	nonzero = s[0] == '1';
+	if (len > 1) {
+		if (s[1] != '.' || len > 5)
+			return false;
+		for (i = 2; i < len; i++) {
+			if (s[i] < '0' || s[i] > '9' || (s[0] == '1' && s[i] != '0'))
+				return false;
+			nonzero |= s[i] != '0';
+		}
+	}
+	return nonzero;
+}
+
+bool http_accepts_gzip(const char *s, size_t len)
+{
+	int gzip = -1, star = -1;	/* -1 not named, else 0/1: q > 0 */
+	size_t i = 0;
+
+	if (s == NULL)
+		return false;
+	while (i < len) {
+		size_t t0, t1;
+		bool ok = true;
+
+		while (i < len && (http_is_ows((unsigned char)s[i]) || s[i] == ','))
+			i++;
+		t0 = i;
+		while (i < len && s[i] != ',' && s[i] != ';' && !http_is_ows((unsigned char)s[i]))
+			i++;
+		t1 = i;
+		/* parameters: only q matters; anything malformed makes the element unusable */
+		while (i < len && s[i] != ',') {
+			size_t p0, p1, v0, v1;
+			while (i < len && http_is_ows((unsigned char)s[i]))
+				i++;
+			if (i == len || s[i] == ',')
+				break;
+			if (s[i] != ';') {
+				ok = false;
+				while (i < len && s[i] != ',')
+					i++;
+				break;
+			}
+			i++;
+			while (i < len && http_is_ows((unsigned char)s[i]))
+				i++;
+			p0 = i;
+			while (i < len && s[i] != '=' && s[i] != ',' && s[i] != ';' &&
+			       !http_is_ows((unsigned char)s[i]))
+				i++;
+			p1 = i;
+			if (i >= len || s[i] != '=') {
+				ok = false;
+				continue;
+			}
+			v0 = ++i;
+			while (i < len && s[i] != ',' && s[i] != ';' && !http_is_ows((unsigned char)s[i]))
+				i++;
+			v1 = i;
+			if (http_eq_nocase(s + p0, p1 - p0, "q") && !http_qvalue_positive(s + v0, v1 - v0))
+				ok = false;
+		}
+		if (t1 == t0)
+			continue;
+		if (http_eq_nocase(s + t0, t1 - t0, "gzip") || http_eq_nocase(s + t0, t1 - t0, "x-gzip"))
+			gzip = ok;
+		else if (t1 - t0 == 1 && s[t0] == '*')
+			star = ok;
+	}
+	return gzip == 1 || (gzip == -1 && star == 1);
 }
 
 const char *http_reason(int code)

@@ -49,6 +49,7 @@ struct http_request {
 	struct http_str if_modified_since;
 	struct http_str range;
 	struct http_str if_range;
+	struct http_str accept_encoding;	/* first Accept-Encoding field (gzip_static) */
 	struct http_str user_agent;	/* for the access log only */
 	struct http_str referer;
 	size_t head_len;		/* bytes consumed, incl. leading empty line(s) and final CRLF CRLF */
@@ -89,6 +90,12 @@ int http_date_parse(const char *s, size_t len, time_t *t);
  * including its quotes)? Weak comparison as RFC 9110 §13.1.2 says: "*" matches, W/"x"
  * matches "x". A malformed list matches nothing. */
 bool http_etag_match_any(const char *s, size_t len, const char *etag);
+
+/* Does the Accept-Encoding value s[0..len) accept gzip (RFC 9110 §12.5.3)? "gzip" or
+ * "x-gzip" with a q-value above 0, or "*" above 0 when gzip is not named. Codings and
+ * parameter names compare case-insensitively; a malformed q-value counts as 0 for that
+ * element. s == NULL (no field): false. */
+bool http_accepts_gzip(const char *s, size_t len);
 
 /* Status line reason phrase for code ("Not Found"), "Unknown" for codes not known. */
 const char *http_reason(int code);

@@ -55,6 +55,10 @@ size_t response_format_head(char *buf, size_t cap, const struct response_head *h
 	    http_reason(h->status), response_date_now());
 	if (h->content_type != NULL)
 		put(&o, "Content-Type: %s\r\n", h->content_type);
+	if (h->content_encoding != NULL)
+		put(&o, "Content-Encoding: %s\r\n", h->content_encoding);
+	if (h->vary_encoding)
+		put(&o, "Vary: Accept-Encoding\r\n");
 	put(&o, "Content-Length: %" PRIu64 "\r\n", h->content_length);
 	if (h->last_modified != 0)
 		put(&o, "Last-Modified: %s\r\n", http_date_format(h->last_modified, date));

@@ -19,6 +19,8 @@ struct response_head {
 	size_t location_len;
 	const char *location_suffix;	/* appended to location, e.g. "/" */
 	const char *allow;		/* 405: "GET, HEAD" */
+	const char *content_encoding;	/* "gzip" for a precompressed file; NULL: none */
+	bool vary_encoding;		/* "Vary: Accept-Encoding" (gzip_static is on) */
 	bool content_range;		/* 206: "bytes first-last/total"; 416: "bytes * /total" */
 	uint64_t range_first, range_last, total;
 };

@@ -90,6 +90,7 @@ BAD = [
     ("file_cache: unknown key", "file_cache = { size = 10; };", None, r"size"),
     ("file_cache: not a group", "file_cache = 100;", None, r"file_cache"),
     ("bad log level", 'log = { level = "loud"; };', 7, r"level"),
+    ("gzip_static: not a boolean", 'gzip_static = "yes";', None, r"gzip_static"),
     ("bad access_format", 'log = { access_format = "xml"; };', 7, r"access_format"),
     ("syntax error: missing value", "index = ;", None, r"syntax"),
     ("syntax error: unclosed group", "send = { mode = \"write\";", None, r"syntax"),

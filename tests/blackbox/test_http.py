@@ -274,5 +274,68 @@ def head_has_get_headers_with_and_without_range():
         c.close()
 
 
+@test
+def gzip_static_serves_precompressed_twins_to_clients_that_accept_gzip():
+    import gzip
+    text = b"".join(b"line of text %d\n" % i for i in range(2000))
+    d = Daemon(start=False)
+    try:
+        with open(d.conf_path, "a") as f:
+            f.write("gzip_static = true;\n")
+        d.start()
+        d.put("t.txt", text)
+        d.put("t.txt.gz", gzip.compress(text))
+        d.put("plain.txt", "no twin\n")
+        d.put("only.css.gz", gzip.compress(b"body{}"))
+        os.mkdir(os.path.join(d.root, "dir.gz"))
+        d.put("d.txt", "dir twin\n")
+        c = d.conn()
+        r = c.request("GET", "/t.txt", {"Accept-Encoding": "br, gzip"})
+        assert r.status == 200 and r.header("content-encoding") == "gzip", r.raw_head
+        assert gzip.decompress(r.body) == text
+        assert r.header("content-type").startswith("text/plain"), r.header("content-type")
+        assert r.header("vary") == "Accept-Encoding"
+        assert r.header("content-length") == str(len(r.body))
+        gz_etag = r.header("etag")
+        for ae in (None, "identity", "gzip;q=0", "deflate", "*;q=0"):
+            r = c.request("GET", "/t.txt", {"Accept-Encoding": ae} if ae else None)
+            assert r.status == 200 and r.body == text, (ae, r)
+            assert r.header("content-encoding") is None and r.header("vary") == "Accept-Encoding"
+            assert r.header("etag") != gz_etag      # another representation, another tag
+        r = c.request("GET", "/t.txt", {"Accept-Encoding": "*"})
+        assert r.header("content-encoding") == "gzip"
+        # ranges and validators apply to the compressed bytes
+        r = c.request("GET", "/t.txt", {"Accept-Encoding": "gzip", "Range": "bytes=0-9"})
+        on_disk = open(os.path.join(d.root, "t.txt.gz"), "rb").read()
+        assert r.status == 206 and r.body == on_disk[:10], r
+        assert r.header("content-range") == "bytes 0-9/%d" % len(on_disk)
+        r = c.request("GET", "/t.txt", {"Accept-Encoding": "gzip", "If-None-Match": gz_etag})
+        assert r.status == 304 and r.header("vary") == "Accept-Encoding", r
+        # no twin, or a twin that is not a regular file: the file itself
+        r = c.request("GET", "/plain.txt", {"Accept-Encoding": "gzip"})
+        assert r.body == b"no twin\n" and r.header("content-encoding") is None
+        r = c.request("GET", "/d.txt", {"Accept-Encoding": "gzip"})
+        assert r.body == b"dir twin\n" and r.header("content-encoding") is None
+        # a twin without its original (as nginx's gzip_static): served compressed, 404 else
+        r = c.request("GET", "/only.css", {"Accept-Encoding": "gzip"})
+        assert r.status == 200 and gzip.decompress(r.body) == b"body{}"
+        assert r.header("content-type").startswith("text/css"), r.header("content-type")
+        assert c.request("GET", "/only.css").status == 404
+        c.close()
+        # curl --compressed end to end
+        out = os.path.join(d.tmp, "dl")
+        p = d.curl("/t.txt", "--compressed", "-D", os.path.join(d.tmp, "h"), out=out)
+        assert p.returncode == 0 and open(out, "rb").read() == text, p.stderr
+        assert "content-encoding: gzip" in open(os.path.join(d.tmp, "h")).read().lower()
+        d.stop()
+    finally:
+        d.cleanup()
+    # off (the default): never compressed, no Vary
+    with Daemon(files={"t.txt": text, "t.txt.gz": gzip.compress(text)}) as d:
+        r = d.get("/t.txt", headers={"Accept-Encoding": "gzip"})
+        assert r.body == text and r.header("content-encoding") is None
+        assert r.header("vary") is None
+
+
 if __name__ == "__main__":
     run_tests()

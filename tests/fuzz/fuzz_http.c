@@ -3,7 +3,7 @@
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc tests/fuzz/fuzz_http.c src/http.c
  *
  * The input is fed, as is, to http_parse_request (with small and with normal limits),
- * http_date_parse and http_etag_match_any. Besides the sanitizers, the contract is checked
+ * http_date_parse, http_etag_match_any and http_accepts_gzip. Besides the sanitizers, the contract is checked
  * and abort() is called on any violation: slices inside the head, the status set, and that
  * parsing is monotonic (one byte fewer never turns an error into "incomplete" or OK, and an
  * OK head does not depend on what follows it). */
@@ -149,6 +149,24 @@ static void fuzz_etag(const char *buf, size_t len)
 	}
 }
 
+/* Accept-Encoding: never reads past len; adding ", gzip" to a value that does not name
+ * gzip (no "gzip" substring, no ';' that could leave the new element inside a broken
+ * parameter list) makes it accept gzip. */
+static void fuzz_accept_encoding(const char *buf, size_t len)
+{
+	char more[200];
+
+	(void)http_accepts_gzip(buf, len);
+	if (len > 150 || memchr(buf, ';', len) != NULL)
+		return;
+	for (size_t i = 0; i < len; i++)
+		if (buf[i] == 'g' || buf[i] == 'G')
+			return;
+	memcpy(more, buf, len);
+	memcpy(more + len, ", gzip", 6);
+	fuzz_check(http_accepts_gzip(more, len + 6));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *buf = (const char *)data;
@@ -157,6 +175,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_parse(buf, size, &fuzz_normal);
 	fuzz_date(buf, size);
 	fuzz_etag(buf, size);
+	fuzz_accept_encoding(buf, size);
 	(void)http_reason((int)size);
 	return 0;
 }

@@ -952,6 +952,44 @@ static void test_etags(void)
 	assert(!http_etag_match_any("\"abc\"", 5, NULL));
 }
 
+/* ---- Accept-Encoding (gzip_static) ----------------------------------------------- */
+
+static const struct {
+	const char *value;
+	bool gzip;
+} ae_cases[] = {
+	{ "gzip", true }, { "GZIP", true }, { "x-gzip", true }, { "deflate, gzip", true },
+	{ "gzip, deflate, br", true }, { " gzip ", true }, { ",,gzip,,", true },
+	{ "gzip;q=1", true }, { "gzip;q=1.000", true }, { "gzip ; q=0.001", true },
+	{ "gzip;Q=0.5", true }, { "gzip;q=0.5;x=y", true }, { "*", true }, { "*;q=0.1", true },
+	{ "br, *", true }, { "identity;q=0, gzip", true },
+	{ "", false }, { "identity", false }, { "deflate, br", false }, { "gzip;q=0", false },
+	{ "gzip;q=0.000", false }, { "gzip;q=0, *", false }, { "*;q=0", false },
+	{ "gzip;q=1.5", false }, { "gzip;q=2", false }, { "gzip;q=0.1234", false },
+	{ "gzip;q=", false }, { "gzip;q=abc", false }, { "gzip;q", false },
+	{ "gzipx", false }, { "xgzip", false }, { "gzi", false }, { "gzip;q=1.001", false },
+	{ "*;q=1, gzip;q=0", false }, { "gzip junk", false },
+};
+
+static void test_accept_encoding(void)
+{
+	for (size_t i = 0; i < ARRAY_LEN(ae_cases); i++) {
+		size_t len = strlen(ae_cases[i].value);
+		char *copy = malloc(len ? len : 1);	/* no NUL after it: lengths are honoured */
+		bool g;
+
+		assert(copy != NULL);
+		memcpy(copy, ae_cases[i].value, len);
+		g = http_accepts_gzip(copy, len);
+		free(copy);
+		if (g != ae_cases[i].gzip)
+			fprintf(stderr, "accept-encoding case %zu '%s': %d\n", i, ae_cases[i].value, g);
+		assert(g == ae_cases[i].gzip);
+	}
+	assert(!http_accepts_gzip(NULL, 0));
+	assert(!http_accepts_gzip("gzip", 3));
+}
+
 /* ---- reason phrases -------------------------------------------------------------- */
 
 static void test_reasons(void)
@@ -989,6 +1027,7 @@ int main(void)
 	test_large();
 	test_dates();
 	test_etags();
+	test_accept_encoding();
 	test_reasons();
 	printf("test_http: %zu status, %zu field, %zu limit, %zu date, %zu etag cases and "
 	       "prefix/pipeline/large tests passed\n", ARRAY_LEN(status_cases),
