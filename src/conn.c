@@ -135,8 +135,14 @@ static int access_log_json(struct conn *c, char *line, size_t size, const struct
 {
 	char when[40], req[sizeof(c->reqline) * 2], ua[sizeof(c->user_agent) * 2],
 	     ref[sizeof(c->referer) * 2];
+	size_t n;
 
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S%z", tm);
+	/* ISO 8601 with the offset as +hh:mm (nginx's $time_iso8601) */
+	n = strftime(when, sizeof(when) - 1, "%Y-%m-%dT%H:%M:%S%z", tm);
+	if (n >= 5) {
+		memmove(when + n - 1, when + n - 2, 3);
+		when[n - 2] = ':';
+	}
 	return snprintf(line, size,
 			"{\"time\":\"%s\",\"remote_addr\":\"%s\",\"request\":\"%s\",\"status\":%d,"
 			"\"body_bytes\":%llu,\"referer\":\"%s\",\"user_agent\":\"%s\",\"rt\":%.3f,"

@@ -296,6 +296,7 @@ def access_log_json_one_object_per_request():
                 assert rec["body_bytes"] == nbytes, rec
             assert rec["bytes"] > rec["body_bytes"] and rec["mode"] and rec["conn"] >= 1, rec
             assert rec["tls_tx"] in ("kernel", "userspace") and rec["rt"] >= 0, rec
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", rec["time"]), rec
             t = time.strptime(rec["time"], "%Y-%m-%dT%H:%M:%S%z")
             assert abs(time.mktime(t) - time.time()) < 3600 * 24, rec
         assert recs[0]["referer"] == "https://ref.example/p"
