@@ -55,6 +55,7 @@ int fcache_configure(struct fcache *fc, unsigned entries, unsigned valid_ms)
 {
 	size_t nb = 1;
 	struct fc_bucket *b = NULL;
+	int rc = 0;
 
 	fcache_flush(fc);
 	entries = fd_cap(entries);
@@ -63,14 +64,10 @@ int fcache_configure(struct fcache *fc, unsigned entries, unsigned valid_ms)
 			nb <<= 1;
 		b = calloc(nb, sizeof(*b));
 		if (b == NULL) {
-			free(fc->buckets);
-			fc->buckets = NULL;
-			fc->nbuckets = 0;
-			fc->capacity = 0;
-			fc->st.capacity = 0;
-			return -1;
+			entries = 0;	/* off until a configure succeeds */
+			rc = -1;
 		}
-		for (size_t i = 0; i < nb; i++)
+		for (size_t i = 0; b != NULL && i < nb; i++)
 			LIST_INIT(&b[i]);
 	}
 	free(fc->buckets);
@@ -78,21 +75,17 @@ int fcache_configure(struct fcache *fc, unsigned entries, unsigned valid_ms)
 	fc->nbuckets = b != NULL ? nb : 0;
 	fc->capacity = entries;
 	fc->valid_ms = valid_ms > 0 ? valid_ms : 1;
-	fc->st.capacity = entries;
-	return 0;
+	return rc;
 }
 
-struct fcache *fcache_new(unsigned entries, unsigned valid_ms)
+struct fcache *fcache_new(void)
 {
 	struct fcache *fc = calloc(1, sizeof(*fc));
 
 	if (fc == NULL)
 		return NULL;
 	TAILQ_INIT(&fc->age);
-	if (fcache_configure(fc, entries, valid_ms) == -1) {
-		free(fc);
-		return NULL;
-	}
+	fc->valid_ms = 1;
 	return fc;
 }
 
@@ -110,9 +103,7 @@ static void drop(struct fcache *fc, struct file_ref *h)
 {
 	LIST_REMOVE(h, chain);
 	TAILQ_REMOVE(&fc->age, h, age);
-	h->cached = false;
 	fc->n--;
-	fc->st.entries = fc->n;
 	unref(h);
 }
 
@@ -157,6 +148,8 @@ unsigned fcache_sweep_ms(const struct fcache *fc)
 void fcache_get_stats(const struct fcache *fc, struct fcache_stats *st)
 {
 	*st = fc->st;
+	st->entries = fc->n;
+	st->capacity = fc->capacity;
 }
 
 /* Still the file the entry describes, and still there? A rewrite in place shows in size
@@ -208,14 +201,15 @@ enum file_result fcache_open(struct fcache *fc, uint64_t site, int rootfd, const
 		}
 		if (h != NULL) {
 			uint64_t now = now_ms();
-			if (h->site == site && now - h->born_ms < fc->valid_ms &&
+			bool valid = h->site == site && now - h->born_ms < fc->valid_ms;
+			if (valid &&
 			    (now - h->checked_ms < FCACHE_RECHECK_MS || unchanged(h, now))) {
 				fc->st.hits++;
 				h->refs++;
 				*out = h;
 				return FILE_OK;
 			}
-			if (h->site == site && now - h->born_ms < fc->valid_ms)
+			if (valid)	/* changed under the cache, not merely expired */
 				fc->st.reopened++;
 			drop(fc, h);
 		}
@@ -236,7 +230,6 @@ enum file_result fcache_open(struct fcache *fc, uint64_t site, int rootfd, const
 			fc->st.evicted++;
 			drop(fc, TAILQ_FIRST(&fc->age));
 		}
-		h->cached = true;
 		h->refs++;
 		h->site = site;
 		h->slash = trailing_slash;
@@ -244,7 +237,6 @@ enum file_result fcache_open(struct fcache *fc, uint64_t site, int rootfd, const
 		LIST_INSERT_HEAD(b, h, chain);
 		TAILQ_INSERT_TAIL(&fc->age, h, age);
 		fc->n++;
-		fc->st.entries = fc->n;
 	}
 	*out = h;
 	return FILE_OK;

@@ -35,7 +35,6 @@ struct file_ref {
 	struct file_info fi;	/* fd, stat, etag */
 	/* private */
 	unsigned refs;		/* users + 1 while in the cache */
-	bool cached;
 	uint64_t site;		/* site generation it was opened for */
 	bool slash;
 	char *key;		/* rel path */
@@ -52,13 +51,13 @@ struct fcache_stats {
 
 struct fcache;
 
-/* A cache of at most `entries` open files (also capped at a quarter of RLIMIT_NOFILE, as
- * each entry holds a descriptor), each trusted for valid_ms after opening. entries == 0:
- * no caching, every open is a fresh file_open(). NULL only when out of memory. */
-struct fcache *fcache_new(unsigned entries, unsigned valid_ms);
+/* An empty cache that caches nothing until fcache_configure(). NULL: out of memory. */
+struct fcache *fcache_new(void);
 
-/* New limits (a reload): flushes, keeps the counters. -1 when out of memory (then the
- * cache stays empty and off until the next successful call). */
+/* At most `entries` open files (also capped at a quarter of RLIMIT_NOFILE, as each holds
+ * a descriptor; 0: no caching, every open is a fresh file_open()), each trusted for
+ * valid_ms after opening. Flushes, keeps the counters; at start and at every reload. -1
+ * when out of memory (then the cache stays off until the next successful call). */
 int fcache_configure(struct fcache *fc, unsigned entries, unsigned valid_ms);
 
 /* Drop every entry (files still being sent stay open until released) and free. NULL ok. */

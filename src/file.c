@@ -39,7 +39,7 @@ static int open_walk(int dirfd, const char *rel)
 {
 	char buf[4096];
 	char *save = NULL, *comp, *next;
-	int cur = dirfd, fd = -1;
+	int cur = dirfd;
 
 	if (strlen(rel) >= sizeof(buf)) {
 		errno = ENAMETOOLONG;
@@ -47,40 +47,36 @@ static int open_walk(int dirfd, const char *rel)
 	}
 	strcpy(buf, rel);
 	for (comp = strtok_r(buf, "/", &save); comp != NULL; comp = next) {
+		int prev = cur;
+
 		next = strtok_r(NULL, "/", &save);
 		if (strcmp(comp, "..") == 0) {
 			errno = EXDEV;
-			fd = -1;
-			break;
+			cur = -1;
+		} else if (next == NULL) {
+			cur = openat(prev, comp, OPEN_FLAGS | O_NOFOLLOW);
+		} else {
+			cur = openat(prev, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (cur == -1 && errno == ENOTDIR) {
+				struct stat st;
+				/* a link to a directory is refused like any other link */
+				errno = fstatat(prev, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+					S_ISLNK(st.st_mode) ? ELOOP : ENOTDIR;
+			}
 		}
-		if (next == NULL) {
-			fd = openat(cur, comp, OPEN_FLAGS | O_NOFOLLOW);
-			break;
-		}
-		fd = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd == -1 && errno == ENOTDIR) {
-			struct stat st;
-			if (fstatat(cur, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
-				errno = ELOOP;	/* a link to a directory: refused like any other */
-			else
-				errno = ENOTDIR;
-		}
-		if (cur != dirfd) {
+		if (prev != dirfd) {
 			int e = errno;
-			close(cur);
+			close(prev);
 			errno = e;
 		}
-		if (fd == -1)
+		if (cur == -1)
 			return -1;
-		cur = fd;
-		fd = -1;
 	}
-	if (cur != dirfd) {
-		int e = errno;
-		close(cur);
-		errno = e;
+	if (cur == dirfd) {	/* no component at all */
+		errno = ENOENT;
+		return -1;
 	}
-	return fd;
+	return cur;
 }
 
 static int open_beneath(int dirfd, const char *rel)

@@ -499,7 +499,7 @@ struct server *server_new(struct site *site, char *err, size_t errlen)
 	}
 	srv->ev_stop_timer = evtimer_new(srv->base, stop_now, srv);
 	srv->ev_accept_retry = evtimer_new(srv->base, on_accept_retry, srv);
-	srv->fcache = fcache_new(0, cfg->file_cache.valid_ms);
+	srv->fcache = fcache_new();
 	srv->ev_fcache_sweep = event_new(srv->base, -1, EV_PERSIST, on_fcache_sweep, srv);
 	if (srv->fcache == NULL || srv->ev_fcache_sweep == NULL) {
 		snprintf(err, errlen, "out of memory");
