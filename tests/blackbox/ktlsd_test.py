@@ -293,6 +293,14 @@ class Daemon:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         return make_file(path, size, seed)
 
+    def edit_conf(self, old, new):
+        """Replace the text old (which must be there) in the configuration file; the
+        daemon reads it at start() or at the next SIGHUP."""
+        assert old in self.conf_text, "%r not in the configuration" % old
+        self.conf_text = self.conf_text.replace(old, new, 1)
+        with open(self.conf_path, "w") as f:
+            f.write(self.conf_text)
+
     # -- life cycle
     def start(self, timeout=10):
         self.stderr_path = os.path.join(self.tmp, "stderr.log")

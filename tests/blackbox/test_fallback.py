@@ -54,9 +54,7 @@ def send_settings_per_listener_and_command_line_precedence():
             'send = { mode = "write"; chunk = 16384; notsent_lowat = 32768; }; } );\n'
             'send = { mode = "splice"; chunk = 32768; };\n')
     d = Daemon(listen=(), stats=True, start=False, args=["--send-chunk", "8192"])
-    d.conf_text = d.conf_text.replace("listen = [  ];\n", conf)
-    with open(d.conf_path, "w") as f:
-        f.write(d.conf_text)
+    d.edit_conf("listen = [  ];\n", conf)
     with d:
         d.start()
         lst = d.stats()["listeners"]

@@ -116,19 +116,28 @@ def changed_files_are_seen_within_a_tenth_of_a_second():
         d.wait_fds_baseline()
 
 
-@test
-def a_swapped_symlink_is_seen_after_valid():
-    with Daemon(stats=True, conf_extra="file_cache = { valid = 0.4; };\n") as d:
-        d.put("one.txt", "one\n")
-        d.put("two.txt", "two\n")
-        link = os.path.join(d.root, "cur")
-        os.symlink("one.txt", link)
-        assert d.get("/cur").body == b"one\n"
+def link_two_files(d):
+    """one.txt, two.txt and the symlink cur -> one.txt; returns a function that swaps cur
+    atomically to two.txt (a change fstat() of the cached one.txt cannot see)."""
+    d.put("one.txt", "one\n")
+    d.put("two.txt", "two\n")
+    link = os.path.join(d.root, "cur")
+    os.symlink("one.txt", link)
+
+    def swap():
         tmp = os.path.join(d.root, ".cur")
         os.symlink("two.txt", tmp)
         os.replace(tmp, link)
+    return swap
+
+
+@test
+def a_swapped_symlink_is_seen_after_valid():
+    with Daemon(stats=True, conf_extra="file_cache = { valid = 0.4; };\n") as d:
+        swap = link_two_files(d)
+        assert d.get("/cur").body == b"one\n"
+        swap()
         t0 = time.time()
-        # the path now names another file, which fstat() of the cached one cannot see:
         # served from the cache until the entry is 0.4 s old, never later
         wait_until(lambda: d.get("/cur").body == b"two\n", 5, what="the new link target")
         # 0.4 s plus a few handshakes of slack for a loaded sanitizer build (without
@@ -140,15 +149,10 @@ def a_swapped_symlink_is_seen_after_valid():
 @test
 def entries_0_turns_the_cache_off():
     with Daemon(stats=True, conf_extra="file_cache = { entries = 0; };\n") as d:
-        d.put("one.txt", "one\n")
-        d.put("two.txt", "two\n")
-        link = os.path.join(d.root, "cur")
-        os.symlink("one.txt", link)
+        swap = link_two_files(d)
         c = d.conn()
         assert c.request("GET", "/cur").body == b"one\n"
-        tmp = os.path.join(d.root, ".cur")
-        os.symlink("two.txt", tmp)
-        os.replace(tmp, link)
+        swap()
         assert c.request("GET", "/cur").body == b"two\n"   # at once: nothing cached
         # no file stays open between requests: the fd count is the baseline + the socket
         # (within 0.5 s, as the daemon closes it just after the last byte went out; a
@@ -189,9 +193,7 @@ def a_reload_empties_the_cache():
         os.mkdir(root2)
         with open(os.path.join(root2, "a.txt"), "wb") as f:
             f.write(b"new root\n")
-        with open(d.conf_path, "w") as f:
-            f.write(d.conf_text.replace('document_root = "%s"' % d.root,
-                                        'document_root = "%s"' % root2))
+        d.edit_conf('document_root = "%s"' % d.root, 'document_root = "%s"' % root2)
         d.signal(signal.SIGHUP)
         d.wait_log(r"reloaded ")
         assert d.get("/a.txt").body == b"new root\n"

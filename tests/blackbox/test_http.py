@@ -278,11 +278,7 @@ def head_has_get_headers_with_and_without_range():
 def gzip_static_serves_precompressed_twins_to_clients_that_accept_gzip():
     import gzip
     text = b"".join(b"line of text %d\n" % i for i in range(2000))
-    d = Daemon(start=False)
-    try:
-        with open(d.conf_path, "a") as f:
-            f.write("gzip_static = true;\n")
-        d.start()
+    with Daemon(conf_extra="gzip_static = true;\n") as d:
         d.put("t.txt", text)
         d.put("t.txt.gz", gzip.compress(text))
         d.put("plain.txt", "no twin\n")
@@ -327,9 +323,6 @@ def gzip_static_serves_precompressed_twins_to_clients_that_accept_gzip():
         p = d.curl("/t.txt", "--compressed", "-D", os.path.join(d.tmp, "h"), out=out)
         assert p.returncode == 0 and open(out, "rb").read() == text, p.stderr
         assert "content-encoding: gzip" in open(os.path.join(d.tmp, "h")).read().lower()
-        d.stop()
-    finally:
-        d.cleanup()
     # off (the default): never compressed, no Vary
     with Daemon(files={"t.txt": text, "t.txt.gz": gzip.compress(text)}) as d:
         r = d.get("/t.txt", headers={"Accept-Encoding": "gzip"})

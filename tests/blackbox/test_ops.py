@@ -641,13 +641,10 @@ def systemd_socket_activation_serves_on_the_inherited_socket():
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
     probe.close()
-    d = Daemon(start=False, stats=True)
-    try:
-        listen = 'listen = ( { address = "127.0.0.1:%d"; send = { mode = "write"; }; }, ' \
-                 '"127.0.0.1:%d" );' % (port, blocker.getsockname()[1])
-        conf = re.sub(r"^listen = .*$", listen, d.conf_text, count=1, flags=re.M)
-        with open(d.conf_path, "w") as f:
-            f.write(conf)
+    with Daemon(start=False, stats=True) as d:
+        d.edit_conf('listen = [ "127.0.0.1:0" ];',
+                    'listen = ( { address = "127.0.0.1:%d"; send = { mode = "write"; }; }, '
+                    '"127.0.0.1:%d" );' % (port, blocker.getsockname()[1]))
         d.put("a.txt", "activated\n")
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
@@ -672,10 +669,7 @@ def systemd_socket_activation_serves_on_the_inherited_socket():
         conns = d.stats()["connections"]
         assert len(conns) == 1 and conns[0]["mode"] == "write", conns
         c.close()
-        d.stop()
-    finally:
-        blocker.close()
-        d.cleanup()
+    blocker.close()
 
 
 if __name__ == "__main__":

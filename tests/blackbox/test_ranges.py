@@ -293,12 +293,9 @@ def large_file_range_is_exact():
 def multipart_ranges_of_a_big_file_in_small_chunks_then_keepalive():
     # send.chunk 4096: every part takes many send calls, part headers land between them
     for mode in ("sendfile", "write", "userspace"):
-        d = Daemon(send_mode=mode, start=False)
-        try:
-            assert 'send = { mode = "%s"; };' % mode in d.conf_text
-            with open(d.conf_path, "w") as f:
-                f.write(d.conf_text.replace('send = { mode = "%s"; };' % mode,
-                                            'send = { mode = "%s"; chunk = 4096; };' % mode))
+        with Daemon(send_mode=mode, start=False) as d:
+            d.edit_conf('send = { mode = "%s"; };' % mode,
+                        'send = { mode = "%s"; chunk = 4096; };' % mode)
             d.start()
             path = d.put_random("big.bin", 3 * 1024 * 1024, seed=19)
             data = open(path, "rb").read()
@@ -319,9 +316,6 @@ def multipart_ranges_of_a_big_file_in_small_chunks_then_keepalive():
             c.close()
             line = [x for x in d.access_log().splitlines() if " 206 " in x][0]
             assert '" 206 %s "' % r.header("content-length") in line, line
-            d.stop()
-        finally:
-            d.cleanup()
 
 
 if __name__ == "__main__":

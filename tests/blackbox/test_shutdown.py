@@ -261,10 +261,8 @@ def access_log_one_combined_line_per_request():
 def access_log_json_one_object_per_request():
     body = b"y" * 777
     # access_format belongs in the Daemon's own log group: rewrite that line
-    d = Daemon(files={"a.txt": body}, start=False)
-    try:
-        with open(d.conf_path, "w") as f:
-            f.write(d.conf_text.replace('level = "info";', 'level = "info"; access_format = "json";'))
+    with Daemon(files={"a.txt": body}, start=False) as d:
+        d.edit_conf('level = "info";', 'level = "info"; access_format = "json";')
         d.start()
         c = d.conn()
         r = c.request("GET", "/a.txt", {"Referer": "https://ref.example/p",
@@ -308,9 +306,6 @@ def access_log_json_one_object_per_request():
         assert recs[2]["user_agent"] == "evil\\x22 } \\x5C {\\x22x", recs[2]
         assert recs[3]["user_agent"] == "caf\\xC3\\xA9", recs[3]   # UTF-8 bytes
         assert r400.status == 400 and "\\x01\\xC3\\xBF" in recs[5]["request"], recs[5]
-        d.stop()
-    finally:
-        d.cleanup()
 
 
 if __name__ == "__main__":

@@ -36,13 +36,11 @@ def sni_selects_the_certificate():
     try:
         b_crt, b_key = cert_with_names(d, "b-cert", "DNS:b.test,DNS:*.wild.test")
         c_crt, c_key = cert_with_names(d, "c-cert", "DNS:c.test")
-        d.conf_text = d.conf_text.replace(
+        d.edit_conf(
             "tls = { certificate",
             'tls = { sni = ( { certificate = "%s"; private_key = "%s"; },\n'
             '               { certificate = "%s"; private_key = "%s"; } );\n certificate'
             % (b_crt, b_key, c_crt, c_key))
-        with open(d.conf_path, "w") as f:
-            f.write(d.conf_text)
         d.start()
         for name, want in (("b.test", "b-cert"), ("B.TEST", "b-cert"), ("x.wild.test", "b-cert"),
                            ("c.test", "c-cert"), ("localhost", "localhost"),

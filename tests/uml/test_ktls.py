@@ -63,11 +63,8 @@ def daemon(mode, extra_args=(), conf_extra="", **kw):
     d = Daemon(send_mode=mode, stats=True, args=list(extra_args),
                conf_extra=conf_extra, start=False, **kw)
     # tls {} is already in the generated config: add ciphersuites by rewriting it
-    d.conf_text = d.conf_text.replace(
-        'tls = { certificate',
-        'tls = { ciphersuites = "%s"; certificate' % ":".join(CIPHERS))
-    with open(d.conf_path, "w") as f:
-        f.write(d.conf_text)
+    d.edit_conf('tls = { certificate',
+                'tls = { ciphersuites = "%s"; certificate' % ":".join(CIPHERS))
     d.start()
     return d
 
