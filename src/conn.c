@@ -198,7 +198,7 @@ static void access_log(struct conn *c)
 
 /* ---- responses -------------------------------------------------------- */
 
-static bool out_reserve(struct conn *c, size_t cap)
+bool conn_out_reserve(struct conn *c, size_t cap)
 {
 	if (c->out.cap >= cap)
 		return true;
@@ -220,7 +220,7 @@ static enum step start_response(struct conn *c, struct response_head *h, bool he
 
 	c->status = h->status;
 	h->keep_alive = c->keep_alive;
-	if (!out_reserve(c, need)) {
+	if (!conn_out_reserve(c, need)) {
 		log_msg(LOG_LEVEL_ERROR, "conn %llu: out of memory for the response",
 			(unsigned long long)c->id);
 		return STEP_CLOSE;
@@ -310,7 +310,7 @@ static bool next_part(struct conn *c)
 	size_t len = part_header(mp, i, NULL, 0);
 	size_t extra = c->sender->copies && i < mp->n ? send_copy_size(c) : 0;
 
-	if (!out_reserve(c, c->out.len + len + 1 + extra))
+	if (!conn_out_reserve(c, c->out.len + len + 1 + extra))
 		return false;
 	c->out.len += part_header(mp, i, c->out.buf + c->out.len, c->out.cap - c->out.len);
 	if (i < mp->n) {

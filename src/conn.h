@@ -116,6 +116,10 @@ void conn_free(struct conn *c);
  * writable (fairness between connections, or a mitigation that must try at once). */
 void conn_kick_write(struct conn *c);
 
+/* Grow the output buffer to at least cap bytes, keeping its contents. False when out of
+ * memory (the buffer is unchanged and still usable). */
+bool conn_out_reserve(struct conn *c, size_t cap);
+
 /* Graceful shutdown: idle connections close now, busy ones after their response. */
 void conn_shutdown(struct conn *c);
 

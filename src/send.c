@@ -143,9 +143,14 @@ static enum io_result fill_out(struct conn *c, size_t max)
 static enum io_result send_copy(struct conn *c, size_t max, size_t *sent)
 {
 	int want_write;
-	enum io_result r = fill_out(c, max);
+	enum io_result r;
 
 	*sent = 0;
+	/* the buffer may have been sized for another sender (auto switched from sendfile,
+	 * whose buffer holds only the head): grow it, or every call moves only what fits */
+	if (c->out.len == 0 && c->out.cap < send_copy_size(c))
+		(void)conn_out_reserve(c, send_copy_size(c));
+	r = fill_out(c, max);
 	if (r != IO_OK)
 		return r;
 	if (c->out.len == c->out.off)

@@ -1,6 +1,7 @@
 /* server.c — see server.h. */
 #include "autoconf.h"
 #include "server.h"
+#include "stall.h"
 #include "activation.h"
 #include "admin.h"
 #include "conn.h"
@@ -423,6 +424,7 @@ static void server_reload(struct server *srv)
 	srv->site = site;
 	site_unref(old);
 	fcache_setup(srv);
+	srv->notsent_lowat_sysctl = stall_sysctl_notsent_lowat();
 	log_msg(LOG_LEVEL_NOTICE, "reloaded %s: new connections use the new configuration and "
 		"certificate; %u connection(s) in flight finish with the old one", file, srv->nconns);
 	log_certificate(site);
@@ -479,6 +481,7 @@ struct server *server_new(struct site *site, char *err, size_t errlen)
 		return NULL;
 	}
 	srv->site = site;
+	srv->notsent_lowat_sysctl = stall_sysctl_notsent_lowat();
 	TAILQ_INIT(&srv->conns);
 	srv->base = event_base_new();
 	if (srv->base == NULL) {

@@ -36,7 +36,8 @@ struct server_counters {
 	uint64_t ktls_tx, ktls_fallback, ktls_disabled, bytes_sent;
 	uint64_t aborted;	/* responses cut short: peer gone, I/O error, truncated file */
 	uint64_t stalls[STALL_CAUSE_MAX], stall_ms_total, mitigations;
-	uint64_t auto_capped_starts;	/* responses that started capped because auto learned */
+	uint64_t auto_capped_starts;	/* connections that started with the lever auto learned */
+	uint64_t corked_waits;		/* EAGAINs on kTLS sockets with a corked record */
 	uint64_t bytes_by_sender[SEND_MODE_MAX];
 };
 
@@ -60,6 +61,7 @@ struct server {
 	const struct config_overrides *overrides;
 	struct server_counters n;
 	struct stall_learning learn;	/* send mode auto: see stall.c */
+	uint32_t notsent_lowat_sysctl;	/* net.ipv4.tcp_notsent_lowat (UINT32_MAX: none) */
 };
 
 /* Create the loop, bind every listener of site->cfg (TCP_MAXSEG set before listen so

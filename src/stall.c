@@ -9,6 +9,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -25,7 +26,7 @@
 #define CORKED_MAX (ONE_RECORD_WIRE + 2048)
 
 static const char *const cause_names[STALL_CAUSE_MAX] = {
-	"corked-record", "zero-window", "congestion", "unknown",
+	"corked-record", "persist-crawl", "zero-window", "congestion", "unknown",
 };
 
 const char *stall_cause_name(enum stall_cause c)
@@ -83,6 +84,25 @@ enum stall_cause stall_guess_cause(const struct tcp_snapshot *s)
 	return STALL_UNKNOWN;
 }
 
+bool stall_corked(const struct tcp_snapshot *s)
+{
+	return s->valid && s->notsent > 0 && s->notsent <= CORKED_MAX && s->unacked == 0 &&
+	       s->snd_wnd >= s->notsent;
+}
+
+uint32_t stall_sysctl_notsent_lowat(void)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/tcp_notsent_lowat", "re");
+	unsigned long v = UINT32_MAX;
+
+	if (f == NULL)
+		return UINT32_MAX;
+	if (fscanf(f, "%lu", &v) != 1 || v == 0 || v > UINT32_MAX)
+		v = UINT32_MAX;
+	fclose(f);
+	return (uint32_t)v;
+}
+
 /* The response is still sending, or the kernel still holds unsent bytes of it. */
 static bool has_data_to_send(struct conn *c, const struct tcp_snapshot *s)
 {
@@ -95,6 +115,7 @@ static void stall_end(struct conn *c, uint64_t now)
 	uint64_t ms = (now - c->stall.stall_began_us) / 1000;
 
 	c->stall.in_stall = false;
+	c->stall.crawl = false;
 	c->rec.stall_ms_total += ms;
 	if (ms > c->rec.stall_ms_max)
 		c->rec.stall_ms_max = ms;
@@ -104,13 +125,20 @@ static void stall_end(struct conn *c, uint64_t now)
 		stall_cause_name(c->rec.last_cause));
 }
 
-/* Automatic mitigation (send mode auto), a ladder measured on Linux 6.1 kTLS (README):
- * the stalled record sits in the kernel's write queue and nothing pushes it, so each step
- * first pushes it (setting TCP_NODELAY, even to its current value, makes TCP send what is
- * queued). Step 1 then caps each sendfile() call at one TLS record, which avoided both
- * measured stalls and stays zero-copy; step 2, if that stalls again, continues with
- * pread()+write() in 8 KiB calls. Causes that a sender cannot fix (a client that does not
- * read, congestion) are left alone. */
+/* Automatic mitigation (send mode auto): a ladder of levers, measured per kernel in UML
+ * (README, "What each switch did"). The stuck record sits in the kernel's write queue and
+ * nothing pushes it, so every step first pushes it (setting TCP_NODELAY, even to its
+ * current value, makes TCP send what is queued), then removes the trigger:
+ *   1. raise the socket's TCP_NOTSENT_LOWAT to AUTO_LOWAT: the trigger is a low-water
+ *      mark below about one record (6.1: ≤ 32768 stalls, 65536 does not; 6.12: below a
+ *      record, with an MSS above one). Keeps zero-copy and full-size calls: the fastest
+ *      lever on both kernels;
+ *   2. if a corked wait comes again: cap each sendfile()/splice() at one TLS record;
+ *   3. then pread()+write() in WRITE_CHUNK calls (needs a copy buffer of that size).
+ * Step 1 is skipped when the socket's low-water mark is already that high (or unset).
+ * Causes that a sender cannot fix (a client that does not read, congestion) are left
+ * alone. The levers stay for the connection's life: its path has shown the problem. */
+#define AUTO_LOWAT 65536
 #define RECORD_CAP 16384
 #define WRITE_CHUNK 8192
 
@@ -131,8 +159,8 @@ static void learn_strike(struct conn *c)
 	if (++l->strikes >= STALL_LEARN_STRIKES && !l->capped) {
 		l->capped = true;
 		log_msg(LOG_LEVEL_NOTICE, "auto: %u responses stalled in sendfile and recovered with "
-			"one-record calls; new responses start capped (every %dth connection re-tests "
-			"uncapped)", l->strikes, STALL_LEARN_PROBE_EVERY);
+			"the first lever; new connections start with it (every %dth connection "
+			"re-tests without)", l->strikes, STALL_LEARN_PROBE_EVERY);
 	}
 }
 
@@ -146,39 +174,85 @@ static void learn_probe_ok(struct conn *c)
 	l->capped = false;
 	l->strikes = 0;
 	l->probes_ok = 0;
-	log_msg(LOG_LEVEL_NOTICE, "auto: %d uncapped probes sent without a stall; new responses "
-		"start uncapped again", STALL_LEARN_PROBES_OK);
+	log_msg(LOG_LEVEL_NOTICE, "auto: %d probes sent without a stall; new connections start "
+		"without the lever again", STALL_LEARN_PROBES_OK);
 }
 
-static void mitigate(struct conn *c)
+/* Step 1: raise the socket's low-water mark. False if it is already high enough. */
+static bool raise_lowat(struct conn *c)
 {
-	const char *what;
+	int v = AUTO_LOWAT;
+
+	if (c->stall.lowat >= AUTO_LOWAT)
+		return false;
+	if (setsockopt(c->fd, SOL_TCP, TCP_NOTSENT_LOWAT, &v, sizeof(v)) == -1) {
+		log_msg(LOG_LEVEL_INFO, "conn %llu: TCP_NOTSENT_LOWAT %d: %s",
+			(unsigned long long)c->id, v, strerror(errno));
+		return false;
+	}
+	c->stall.lowat = AUTO_LOWAT;
+	c->rec.notsent_lowat = AUTO_LOWAT;
+	return true;
+}
+
+static bool zero_copy(const struct conn *c)
+{
+	return c->sender->mode == SEND_MODE_SENDFILE || c->sender->mode == SEND_MODE_SPLICE;
+}
+
+/* Take the next step of the ladder; why: what was seen (for the log). */
+static void mitigate(struct conn *c, const char *why)
+{
+	char what[128];
 
 	if (c->mode != SEND_MODE_AUTO || !c->ktls.tx)
 		return;
-	if (c->rec.last_cause != STALL_CORKED_RECORD && c->rec.last_cause != STALL_UNKNOWN)
-		return;
-	if (c->sender->mode == SEND_MODE_SENDFILE && c->chunk > RECORD_CAP) {
-		c->chunk = RECORD_CAP;
-		what = "capped sendfile calls at one TLS record (16384 bytes)";
+	push_pending(c);
+	if (raise_lowat(c)) {
+		snprintf(what, sizeof(what), "raised TCP_NOTSENT_LOWAT to %d", AUTO_LOWAT);
 		learn_strike(c);
-	} else if (c->sender->mode == SEND_MODE_SENDFILE) {
+	} else if (zero_copy(c) && c->chunk > RECORD_CAP) {
+		c->chunk = RECORD_CAP;
+		snprintf(what, sizeof(what), "capped %s calls at one TLS record (%d bytes)",
+			 c->sender->name, RECORD_CAP);
+	} else if (zero_copy(c)) {
 		c->rec.switched_from = c->sender->name;
 		c->sender = send_pick(SEND_MODE_WRITE, c->ktls.tx);
 		c->rec.sender = c->sender->name;
 		c->chunk = WRITE_CHUNK;
-		what = "switched from sendfile to write (8192-byte calls)";
+		snprintf(what, sizeof(what), "switched from %s to write (%d-byte calls)",
+			 c->rec.switched_from, WRITE_CHUNK);
 	} else {
-		what = "pushed the queued record (no further step)";
+		snprintf(what, sizeof(what), "pushed the queued record (no further step)");
 	}
-	push_pending(c);
 	c->rec.mitigations++;
 	c->srv->n.mitigations++;
 	c->rec.chunk = c->chunk;
-	log_msg(LOG_LEVEL_WARN, "conn %llu: %s: auto mitigation %u: %s", (unsigned long long)c->id,
-		c->peer, c->rec.mitigations, what);
+	log_msg(LOG_LEVEL_WARN, "conn %llu: %s: auto mitigation %u (%s): %s",
+		(unsigned long long)c->id, c->peer, c->rec.mitigations, why, what);
 	/* the socket may never report writability in this stall: try right away */
 	conn_kick_write(c);
+}
+
+/* A learned start: new auto connections begin with step 1 already taken. */
+static void apply_learned(struct conn *c)
+{
+	if (raise_lowat(c)) {
+		c->stall.learned_cap = true;
+		c->srv->n.auto_capped_starts++;
+	}
+}
+
+static void stall_begin(struct conn *c, uint64_t began, enum stall_cause cause,
+			const struct tcp_snapshot *s, bool crawl)
+{
+	c->stall.in_stall = true;
+	c->stall.crawl = crawl;
+	c->stall.stall_began_us = began;
+	c->rec.stalls++;
+	c->rec.stall_snap = *s;
+	c->rec.last_cause = cause;
+	c->srv->n.stalls[cause]++;
 }
 
 /* Tick every threshold/2 (at least 50 ms): a stall is seen within threshold + tick. */
@@ -206,23 +280,21 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		c->stall.mark_sent = sent;
 		c->stall.mark_acked = s.bytes_acked;
 		c->stall.last_progress_us = now;
-		if (c->stall.in_stall)
+		if (c->stall.in_stall && !c->stall.crawl)
 			stall_end(c, now);
 	} else if (!c->stall.in_stall && has_data_to_send(c, &s) &&
 		   now - c->stall.last_progress_us >= threshold_us) {
-		c->stall.in_stall = true;
-		c->stall.stall_began_us = c->stall.last_progress_us;
-		c->rec.stalls++;
-		c->rec.stall_snap = s;
-		c->rec.last_cause = stall_guess_cause(&s);
-		c->srv->n.stalls[c->rec.last_cause]++;
+		if (c->stall.in_stall)	/* a crawl that stopped progressing altogether */
+			stall_end(c, now);
+		stall_begin(c, c->stall.last_progress_us, stall_guess_cause(&s), &s, false);
 		log_msg(LOG_LEVEL_WARN, "conn %llu: %s: stall: no progress for %llu ms, cause %s "
 			"(sender %s, mss %u, notsent %u, unacked %u, snd_wnd %u, probes %u, backoff %u, "
 			"rtt %u us, cwnd %u, retrans %u)",
 			(unsigned long long)c->id, c->peer, (unsigned long long)((now - c->stall.last_progress_us) / 1000),
 			stall_cause_name(c->rec.last_cause), c->sender->name, s.snd_mss, s.notsent,
 			s.unacked, s.snd_wnd, s.probes, s.backoff, s.rtt_us, s.snd_cwnd, s.total_retrans);
-		mitigate(c);
+		if (c->rec.last_cause == STALL_CORKED_RECORD || c->rec.last_cause == STALL_UNKNOWN)
+			mitigate(c, "no progress");
 	}
 	if (!has_data_to_send(c, &s)) {
 		if (c->stall.in_stall)
@@ -237,6 +309,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 int stall_init(struct conn *c)
 {
+	c->stall.lowat = c->send->notsent_lowat > 0 ? (uint32_t)c->send->notsent_lowat
+						     : c->srv->notsent_lowat_sysctl;
+	c->rec.notsent_lowat = c->stall.lowat;
 	c->stall.ev_tick = evtimer_new(c->srv->base, on_tick, c);
 	return c->stall.ev_tick ? 0 : -1;
 }
@@ -254,21 +329,42 @@ void stall_busy(struct conn *c)
 {
 	if (c->mode == SEND_MODE_AUTO && c->ktls.tx && c->rec.requests == 1) {
 		c->stall.probe = c->srv->learn.capped && c->id % STALL_LEARN_PROBE_EVERY == 0;
-		if (c->srv->learn.capped && !c->stall.probe && c->chunk > RECORD_CAP) {
-			c->chunk = c->rec.chunk = RECORD_CAP;
-			c->stall.learned_cap = true;
-			c->srv->n.auto_capped_starts++;
-		}
+		if (c->srv->learn.capped && !c->stall.probe)
+			apply_learned(c);
 	}
 	if (c->stall.active)
 		return;
 	c->stall.active = true;
+	c->stall.crawl_waits = 0;
 	c->stall.last_progress_us = stall_now_us();
 	c->stall.mark_sent = c->rec.bytes_head + c->rec.bytes_body;
 	c->stall.mark_acked = UINT64_MAX;	/* unknown: the first tick reads TCP_INFO */
 	/* Only arm the timer: most responses are over long before the first tick, and a
 	 * TCP_INFO read per response would cost a system call per request. */
 	arm_tick(c);
+}
+
+/* An EAGAIN on a kTLS socket: is the wait that begins a corked one? */
+static void check_corked(struct conn *c)
+{
+	struct tcp_snapshot s;
+
+	stall_tcp_snapshot(c->fd, &s);
+	c->stall.wait_corked = stall_corked(&s);
+	if (!c->stall.wait_corked) {
+		c->stall.crawl_waits = 0;
+		if (c->stall.in_stall && c->stall.crawl)
+			stall_end(c, stall_now_us());
+		return;
+	}
+	c->rec.corked_waits++;
+	c->srv->n.corked_waits++;
+	c->stall.crawl_snap = s;
+	if (c->rec.corked_waits == 1)
+		log_msg(LOG_LEVEL_INFO, "conn %llu: %s: corked record at EAGAIN (sender %s, mss %u, "
+			"notsent %u, unacked 0, snd_wnd %u, lowat %u)", (unsigned long long)c->id,
+			c->peer, c->sender->name, s.snd_mss, s.notsent, s.snd_wnd, c->stall.lowat);
+	mitigate(c, "corked record at EAGAIN");
 }
 
 void stall_note_call(struct conn *c, uint64_t t0, uint64_t t1, bool again)
@@ -278,19 +374,43 @@ void stall_note_call(struct conn *c, uint64_t t0, uint64_t t1, bool again)
 		c->rec.longest_call_us = t1 - t0;
 	if (again) {
 		c->rec.eagain++;
-		if (c->stall.wait_began_us == 0)
+		if (c->stall.wait_began_us == 0) {
 			c->stall.wait_began_us = t1;
+			if (c->ktls.tx)
+				check_corked(c);
+		}
 	}
 }
 
 void stall_note_writable(struct conn *c)
 {
-	if (c->stall.wait_began_us != 0) {
-		uint64_t w = stall_now_us() - c->stall.wait_began_us;
-		if (w > c->rec.longest_wait_us)
-			c->rec.longest_wait_us = w;
-		c->stall.wait_began_us = 0;
+	uint64_t now, w;
+
+	if (c->stall.wait_began_us == 0)
+		return;
+	now = stall_now_us();
+	w = now - c->stall.wait_began_us;
+	if (w > c->rec.longest_wait_us)
+		c->rec.longest_wait_us = w;
+	if (c->stall.wait_corked && w >= CRAWL_WAIT_MS * 1000) {
+		/* a timer ended this corked wait: one more step of a crawl */
+		if (c->stall.crawl_waits++ == 0)
+			c->stall.crawl_began_us = c->stall.wait_began_us;
+		if (c->stall.crawl_waits >= CRAWL_WAITS && !c->stall.in_stall) {
+			stall_begin(c, c->stall.crawl_began_us, STALL_PERSIST_CRAWL,
+				    &c->stall.crawl_snap, true);
+			log_msg(LOG_LEVEL_WARN, "conn %llu: %s: stall: crawling at timer cadence, %u "
+				"corked waits of >= %d ms in a row, cause %s (sender %s, mss %u, notsent "
+				"%u, unacked %u, snd_wnd %u)", (unsigned long long)c->id, c->peer,
+				c->stall.crawl_waits, CRAWL_WAIT_MS, stall_cause_name(STALL_PERSIST_CRAWL),
+				c->sender->name, c->stall.crawl_snap.snd_mss, c->stall.crawl_snap.notsent,
+				c->stall.crawl_snap.unacked, c->stall.crawl_snap.snd_wnd);
+		}
+	} else {
+		c->stall.crawl_waits = 0;
 	}
+	c->stall.wait_began_us = 0;
+	c->stall.wait_corked = false;
 }
 
 uint64_t stall_current_ms(const struct conn *c)

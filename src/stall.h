@@ -1,10 +1,25 @@
 /* stall.h — per-connection send accounting and stall detection.
  *
- * A stall is a period longer than the threshold in which the connection has data to send
- * (a response in flight, or bytes still unsent in the kernel) and neither the kernel takes
- * more bytes from us nor the peer acknowledges any (tcpi_bytes_acked). A write event alone
- * cannot see the seed's TLS_SW stall — no POLLOUT arrives for seconds — so a libevent
- * timer ticks every threshold/2 while a connection is busy and reads TCP_INFO. */
+ * Two kinds of stall, both counted per connection and per cause:
+ *
+ * - No progress: for longer than the threshold the connection has data to send (a
+ *   response in flight, or bytes still unsent in the kernel) and neither the kernel takes
+ *   more bytes from us nor the peer acknowledges any (tcpi_bytes_acked). A write event
+ *   alone cannot see the TLS_SW stall of Linux 6.1 — no POLLOUT arrives for seconds — so a
+ *   libevent timer ticks every threshold/2 while a connection is busy and reads TCP_INFO.
+ *
+ * - Crawl (cause persist-crawl): on Linux 6.12 the same corked record is pushed by the
+ *   TCP probe (persist) timer, so the response progresses at its cadence, one record per
+ *   ~200 ms (about 75 KB/s): never "no progress for 1 s". It is recognised at each EAGAIN
+ *   of a kTLS socket (one TCP_INFO read per EAGAIN, not per call): about one record
+ *   unsent, nothing in flight, the window open for it — a *corked wait*, which nothing
+ *   but a timer ends. CRAWL_WAITS corked waits in a row that each last ≥ CRAWL_WAIT_MS
+ *   make a crawl; it ends at the first wait that is not corked (or with the response).
+ *   A slow reader (zero window: window < unsent), a rate-limited or congested path
+ *   (data in flight) never match the corked signature.
+ *
+ * In send mode auto, the first corked wait is mitigated at once (stall.c, the ladder):
+ * waiting for proof would cost a persist-timer period per response. */
 #ifndef KTLSD_STALL_H
 #define KTLSD_STALL_H
 
@@ -18,6 +33,8 @@ enum stall_cause {
 	STALL_CORKED_RECORD,	/* ≤ about one TLS record unsent, window open, nothing in
 				 * flight: the kernel holds a record and no timer but the
 				 * persist/probe timer pushes it (the seed's signature) */
+	STALL_PERSIST_CRAWL,	/* the corked record of STALL_CORKED_RECORD, but pushed by the
+				 * persist timer every ~200 ms: progress at timer cadence */
 	STALL_ZERO_WINDOW,	/* the peer stopped reading: snd_wnd 0 or window probes */
 	STALL_CONGESTION,	/* data in flight is not being acknowledged: loss, retransmits */
 	STALL_UNKNOWN,
@@ -40,6 +57,14 @@ void stall_tcp_snapshot(int fd, struct tcp_snapshot *s);
 /* Guess the cause of a stall from a snapshot taken during it. */
 enum stall_cause stall_guess_cause(const struct tcp_snapshot *s);
 
+/* The corked-record signature in a snapshot taken at an EAGAIN: at most about one record
+ * unsent, nothing in flight, and the peer's window open for all of it — so only a cork
+ * (MSG_MORE on a record, with TCP_NOTSENT_LOWAT keeping the socket unwritable) holds it. */
+bool stall_corked(const struct tcp_snapshot *s);
+
+#define CRAWL_WAIT_MS 150	/* a corked wait this long was ended by a timer */
+#define CRAWL_WAITS 3		/* so many in a row make a crawl (~0.6 s at 200 ms each) */
+
 /* Per-connection detector state; lives inside struct conn (results go to c->rec). */
 struct stall_state {
 	struct event *ev_tick;
@@ -49,6 +74,13 @@ struct stall_state {
 	bool in_stall;
 	uint64_t stall_began_us;
 	uint64_t wait_began_us;		/* 0: not waiting for writability */
+	bool wait_corked;		/* the current wait began with a corked record */
+	unsigned crawl_waits;		/* long corked waits in a row */
+	uint64_t crawl_began_us;	/* start of the first of them */
+	bool crawl;			/* the stall in progress is a crawl (ends differently) */
+	struct tcp_snapshot crawl_snap;	/* at the last corked wait */
+	uint32_t lowat;			/* the socket's TCP_NOTSENT_LOWAT in effect (the
+					 * listener's, else the sysctl; UINT32_MAX: none) */
 	bool probe;			/* auto: this connection runs uncapped to re-test */
 	bool learned_cap;		/* auto: capped from the start by what was learned */
 };
@@ -68,7 +100,13 @@ struct stall_learning {
 
 struct conn;
 
-/* Create the tick timer (once per connection). Returns -1 on allocation failure. */
+/* net.ipv4.tcp_notsent_lowat of the daemon's network namespace (UINT32_MAX: unset or
+ * unreadable), which applies to every socket without its own TCP_NOTSENT_LOWAT. Read at
+ * start and on reload. */
+uint32_t stall_sysctl_notsent_lowat(void);
+
+/* Create the tick timer (once per connection, after its TCP_NOTSENT_LOWAT is set).
+ * Returns -1 on allocation failure. */
 int stall_init(struct conn *c);
 
 /* Free the timer; a stall in progress is closed and counted. */
@@ -78,7 +116,8 @@ void stall_fini(struct conn *c);
 void stall_busy(struct conn *c);
 
 /* After every send call, begun at t0 and ended at t1 (stall_now_us()): its duration,
- * and whether it ended in EAGAIN (a wait for writability starts at t1). */
+ * and whether it ended in EAGAIN (a wait for writability starts at t1). On a kTLS socket
+ * an EAGAIN also reads TCP_INFO for the corked signature (counted; auto mitigates). */
 void stall_note_call(struct conn *c, uint64_t t0, uint64_t t1, bool again);
 
 /* The loop woke us for writability: a wait ends. */

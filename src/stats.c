@@ -96,13 +96,15 @@ static void json_record(struct evbuffer *o, const struct conn_record *r, uint64_
 		",\"bytes_body\":%" PRIu64 ",\"duration_s\":%.3f,\"throughput_bps\":%.0f"
 		",\"send_calls\":%" PRIu64 ",\"eagain\":%" PRIu64 ",\"longest_call_ms\":%.3f"
 		",\"longest_wait_ms\":%.3f,\"stalls\":%u,\"stalled_now_ms\":%" PRIu64
-		",\"stall_ms_total\":%" PRIu64 ",\"stall_ms_max\":%" PRIu64 ",\"mitigations\":%u",
+		",\"stall_ms_total\":%" PRIu64 ",\"stall_ms_max\":%" PRIu64 ",\"mitigations\":%u"
+		",\"corked_waits\":%" PRIu64 ",\"notsent_lowat\":%" PRId64,
 		r->snd_mss, r->requests, r->bytes_head, r->bytes_body, secs,
 		secs > 0 ? (double)bytes * 8 / secs : 0.0, r->send_calls, r->eagain,
 		(double)r->longest_call_us / 1000, (double)r->longest_wait_us / 1000, r->stalls,
 		current_stall_ms, r->stall_ms_total + current_stall_ms,
 		current_stall_ms > r->stall_ms_max ? current_stall_ms : r->stall_ms_max,
-		r->mitigations);
+		r->mitigations, r->corked_waits,
+		r->notsent_lowat == UINT32_MAX ? (int64_t)-1 : (int64_t)r->notsent_lowat);
 	if (r->stalls > 0) {
 		const struct tcp_snapshot *s = &r->stall_snap;
 		evbuffer_add_printf(o, ",\"last_stall\":{\"cause\":\"%s\",\"snd_mss\":%u,"
@@ -124,10 +126,12 @@ static void json_totals(struct server *srv, struct evbuffer *o)
 		",\"timeouts\":%" PRIu64 ",\"aborted\":%" PRIu64 ",\"ktls_tx\":%" PRIu64
 		",\"ktls_fallback\":%" PRIu64 ",\"mitigations\":%" PRIu64
 		",\"auto_learned_cap\":%s,\"auto_capped_starts\":%" PRIu64 ",\"stall_ms_total\":%" PRIu64
+		",\"corked_waits\":%" PRIu64
 		",\"stalls\":{",
 		srv->nconns, n->accepted, n->closed, n->requests, n->bytes_sent, n->handshakes_failed,
 		n->timeouts, n->aborted, n->ktls_tx, n->ktls_fallback, n->mitigations,
-		srv->learn.capped ? "true" : "false", n->auto_capped_starts, n->stall_ms_total);
+		srv->learn.capped ? "true" : "false", n->auto_capped_starts, n->stall_ms_total,
+		n->corked_waits);
 	for (int i = 0; i < STALL_CAUSE_MAX; i++)
 		evbuffer_add_printf(o, "%s\"%s\":%" PRIu64, i ? "," : "",
 				    stall_cause_name((enum stall_cause)i), n->stalls[i]);
@@ -218,9 +222,9 @@ void stats_text(struct server *srv, struct evbuffer *o)
 	evbuffer_add_printf(o, "stalls");
 	for (int i = 0; i < STALL_CAUSE_MAX; i++)
 		evbuffer_add_printf(o, " %s %" PRIu64, stall_cause_name((enum stall_cause)i), n->stalls[i]);
-	evbuffer_add_printf(o, "; %.1f s stalled; %" PRIu64 " mitigations%s\n",
-			    (double)n->stall_ms_total / 1000, n->mitigations,
-			    srv->learn.capped ? " (auto starts capped)" : "");
+	evbuffer_add_printf(o, "; %.1f s stalled; %" PRIu64 " corked waits; %" PRIu64
+			    " mitigations%s\n", (double)n->stall_ms_total / 1000, n->corked_waits,
+			    n->mitigations, srv->learn.capped ? " (auto starts with its lever)" : "");
 	{
 		struct fcache_stats f;
 		fcache_get_stats(srv->fcache, &f);
@@ -296,10 +300,15 @@ void stats_prometheus(struct server *srv, struct evbuffer *o)
 	prom_head(o, "ktlsd_stall_seconds_total", "counter", "Time spent in ended stalls.");
 	evbuffer_add_printf(o, "ktlsd_stall_seconds_total %.3f\n", (double)n->stall_ms_total / 1000);
 	prom_head(o, "ktlsd_mitigations_total", "counter",
-		  "Responses switched from sendfile to write after a stall (send mode auto).");
+		  "Steps taken by send mode auto against a stall or a corked record (raise "
+		  "TCP_NOTSENT_LOWAT, one-record calls, switch to write).");
 	evbuffer_add_printf(o, "ktlsd_mitigations_total %" PRIu64 "\n", n->mitigations);
+	prom_head(o, "ktlsd_corked_waits_total", "counter",
+		  "Waits for writability that began with one TLS record corked in the kernel "
+		  "and nothing in flight (kTLS).");
+	evbuffer_add_printf(o, "ktlsd_corked_waits_total %" PRIu64 "\n", n->corked_waits);
 	prom_head(o, "ktlsd_auto_learned_cap", "gauge",
-		  "1 while send mode auto starts new responses at one record per call.");
+		  "1 while send mode auto starts new connections with its first lever applied.");
 	evbuffer_add_printf(o, "ktlsd_auto_learned_cap %d\n", srv->learn.capped ? 1 : 0);
 	{
 		struct fcache_stats f;

@@ -37,6 +37,8 @@ struct conn_record {
 	enum stall_cause last_cause;
 	struct tcp_snapshot stall_snap;	/* at the last stall's detection */
 	unsigned mitigations;
+	uint64_t corked_waits;		/* EAGAINs with the corked-record signature */
+	uint32_t notsent_lowat;		/* the socket's TCP_NOTSENT_LOWAT now (UINT32_MAX: none) */
 };
 
 struct server;

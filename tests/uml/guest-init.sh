@@ -133,8 +133,19 @@ logging=1
 say "kernel $(uname -r), $(grep -c ^processor /proc/cpuinfo) cpu, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo)"
 
 # ---- kernel modules --------------------------------------------------------
+# The kernels tests/uml/build-kernel makes have kTLS and its ciphers built in: nothing to
+# load (and the module tree of another kernel must not be tried: "Exec format error").
+# Debian's modular linux.uml needs them loaded from its module tree (the block below,
+# not indented for its here-document).
+if [ -r /proc/net/tls_stat ]; then
+	KTLSD_UML_CHACHA=0
+	zcat /proc/config.gz 2>/dev/null | grep -q '^CONFIG_CRYPTO_CHACHA20POLY1305=y' &&
+		KTLSD_UML_CHACHA=1
+	say "kTLS built into the kernel, no modules to load; chacha20=$KTLSD_UML_CHACHA"
+	export KTLSD_UML_CHACHA
+else
 moddir=${KTLSD_UML_MODDIR:-/usr/lib/uml/modules/$(uname -r)}
-[ -d "$moddir" ] || fatal "module dir $moddir missing (uname -r: $(uname -r))"
+[ -d "$moddir" ] || fatal "no kTLS built in, and no module dir $moddir (uname -r: $(uname -r))"
 
 # Modules, in dependency order.  R: required, O: optional (ChaCha20-Poly1305;
 # after the first optional failure the other optional ones are not tried).
@@ -215,6 +226,7 @@ esac
 [ -r /proc/net/tls_stat ] || fatal "tls loaded but /proc/net/tls_stat is missing"
 say "modules loaded ($loader); chacha20=$KTLSD_UML_CHACHA"
 export KTLSD_UML_CHACHA
+fi # modules
 
 # ---- loopback ----------------------------------------------------------------
 if ip link set lo up 2>/dev/null; then :

@@ -1,21 +1,32 @@
 #!/bin/bash
-# ktls-tier.sh -- run test commands inside a User-Mode Linux guest that has
-# kTLS (the host kernel may not).  Host side of the UML test tier.
+# ktls-tier.sh -- run test commands inside User-Mode Linux guests that have kTLS (the host
+# kernel may not), on each kernel of the tier.  Host side of the UML test tier.
 #
 # Usage: tests/uml/ktls-tier.sh [GUEST-COMMAND...]
+#        tests/uml/ktls-tier.sh --build-only     build (or find cached) the kernels, exit
 #   Each GUEST-COMMAND is one /bin/sh command line, run inside the guest in
 #   order, with cwd = a scratch results dir and TMPDIR=/tmp (guest tmpfs).
 #   Default: sh "$TOP_SRCDIR/tests/uml/guest-tests.sh".
-#   Exit: the guest tests' aggregated status (0 pass, 77 skip, else fail);
-#   77 also when linux.uml is not installed; 1 when the guest died, hung or
-#   never reported.
+#   The commands run once per kernel: by default the UML kernels that
+#   tests/uml/build-kernel builds from Debian's sources (cached after the first build):
+#     6.1                                  linux-source-6.1
+#     6.12                                 linux-source-6.12
+#     6.12+tls-sw-no-more-on-full-record   6.12 with contrib/kernel/<that>.patch
+#   Every result line names the kernel; the guest sees it as $KTLSD_UML_KERNEL.
+#   Exit: the first failing kernel's status, else 0 (77 only if every kernel skipped).
+#   A kernel that cannot be built here (no sources, no apt-get): FAIL under CI=true,
+#   otherwise SKIP (77) with the reason. The guest died, hung or never reported: FAIL.
 #
 # Environment (all optional):
 #   TOP_SRCDIR, TOP_BUILDDIR, KTLSD   set by `make check`; else derived from
 #                                     this script's location
-#   KTLSD_UML_LINUX    UML kernel binary            (default: linux.uml in PATH)
-#   KTLSD_UML_MODDIR   UML module dir               (default: /usr/lib/uml/modules/<ver>)
-#   KTLSD_UML_TIMEOUT  wall-clock limit, seconds    (default: 600)
+#   KTLSD_UML_KERNELS  kernels to run on, blank-separated (default above); an entry is
+#                      VERSION[+PATCHNAME...], PATCHNAME a file contrib/kernel/NAME.patch
+#   KTLSD_UML_LINUX    one UML kernel binary to use instead (e.g. Debian's /usr/bin/linux.uml,
+#                      which panics on hosts with AMX); no build
+#   KTLSD_UML_MODDIR   module dir for a modular kernel (default: /usr/lib/uml/modules/<ver>
+#                      when it exists; the built kernels have everything built in)
+#   KTLSD_UML_TIMEOUT  wall-clock limit per kernel, seconds (default: 600)
 #   KTLSD_UML_MEM      guest RAM                    (default: 1024M)
 #   KTLSD_UML_MEMDIR   where UML puts its RAM file  (default: /dev/shm if big enough,
 #                                                    else $TMPDIR, /tmp, /var/tmp)
@@ -55,36 +66,84 @@ if [ -z "${KTLSD_NOSAN:-}" ] && [ -x "$TOP_BUILDDIR/tests/uml/ktlsd-nosan" ]; th
 	export KTLSD_NOSAN
 fi
 
-uml=${KTLSD_UML_LINUX:-linux.uml}
-uml_path=$(command -v "$uml" 2>/dev/null)
-[ -z "$uml_path" ] && [ "$uml" = linux.uml ] && [ -x /usr/bin/linux.uml ] && uml_path=/usr/bin/linux.uml
-if [ -z "$uml_path" ]; then
-	say "SKIP: $uml not found (install the Debian package user-mode-linux, or set KTLSD_UML_LINUX)"
-	exit 77
+# ---- several kernels: build each (cached), then run this script once per kernel -----
+default_kernels="6.1 6.12 6.12+tls-sw-no-more-on-full-record"
+build_only=0
+[ "${1:-}" = --build-only ] && { build_only=1; shift; }
+if [ -z "${KTLSD_UML_LINUX:-}" ]; then
+	kernels=${KTLSD_UML_KERNELS:-$default_kernels}
+	agg= paths=()
+	for k in $kernels; do
+		ver=${k%%+*} bk_args=()
+		rest=${k#"$ver"}
+		while [ -n "$rest" ]; do
+			rest=${rest#+}
+			pn=${rest%%+*}
+			rest=${rest#"$pn"}
+			pf=$TOP_SRCDIR/contrib/kernel/$pn.patch
+			[ -r "$pf" ] || { say "FAIL [$k]: no patch $pf"; exit 1; }
+			bk_args+=(--patch "$pf")
+		done
+		say "kernel $k: building or finding it in the cache (a first build takes ~4-8 min)"
+		kout=$("$here/build-kernel" "$ver" ${bk_args[@]+"${bk_args[@]}"} </dev/null)
+		krc=$?
+		kpath=$(printf '%s\n' "$kout" | tail -n 1)
+		if [ "$krc" != 0 ] || [ ! -x "$kpath" ]; then
+			if [ "$krc" = 3 ] && [ "${CI:-}" != true ]; then
+				say "SKIP [$k]: tests/uml/build-kernel cannot build it here (reason above)"
+				[ -z "$agg" ] && agg=77
+				continue
+			fi
+			say "FAIL [$k]: tests/uml/build-kernel $ver failed (exit $krc, reason above)"
+			agg=${agg:-1}; [ "$agg" = 0 ] || [ "$agg" = 77 ] && agg=1
+			continue
+		fi
+		paths+=("$k=$kpath")
+	done
+	if [ "$build_only" = 1 ]; then
+		for kp in ${paths[@]+"${paths[@]}"}; do say "kernel ${kp%%=*}: ${kp#*=}"; done
+		case $agg in '' | 77) exit 0 ;; *) exit "$agg" ;; esac
+	fi
+	for kp in ${paths[@]+"${paths[@]}"}; do
+		KTLSD_UML_LINUX=${kp#*=} KTLSD_UML_KERNEL=${kp%%=*} "$here/ktls-tier.sh" "$@"
+		rc=$?
+		case $rc in
+		0) case $agg in '' | 77) agg=0 ;; esac ;;
+		77) [ -z "$agg" ] && agg=77 ;;
+		*) case $agg in '' | 0 | 77) agg=$rc ;; esac ;;
+		esac
+	done
+	say "kernels: $kernels; tier status ${agg:-77}, $(elapsed) s in all"
+	exit "${agg:-77}"
 fi
+[ "$build_only" = 1 ] && { say "KTLSD_UML_LINUX is set: nothing to build"; exit 0; }
+
+uml=$KTLSD_UML_LINUX
+uml_path=$(command -v "$uml" 2>/dev/null)
+[ -z "$uml_path" ] && [ -x "$uml" ] && uml_path=$uml
+if [ -z "$uml_path" ]; then
+	say "FAIL: KTLSD_UML_LINUX=$uml not found or not executable"
+	exit 1
+fi
+KTLSD_UML_KERNEL=${KTLSD_UML_KERNEL:-$(basename "$uml_path")}
+export KTLSD_UML_KERNEL
+me="ktls-tier [$KTLSD_UML_KERNEL]"
 
 for f in guest-init.sh guest-tests.sh; do
 	[ -r "$here/$f" ] || { say "FAIL: $here/$f missing"; exit 1; }
 done
 
 uml_ver=$("$uml_path" --version </dev/null 2>/dev/null | tail -n 1 | tr -d '[:space:]')
+# A modular kernel (Debian's linux.uml) needs its module tree; the kernels build-kernel
+# makes have kTLS and its ciphers built in and need none.
 moddir=${KTLSD_UML_MODDIR:-}
-if [ -z "$moddir" ]; then
-	if [ -n "$uml_ver" ] && [ -d "/usr/lib/uml/modules/$uml_ver" ]; then
-		moddir=/usr/lib/uml/modules/$uml_ver
-	else
-		# version string not usable: accept a single installed module tree
-		cands=(/usr/lib/uml/modules/*/)
-		if [ "${#cands[@]}" = 1 ] && [ -d "${cands[0]}" ]; then
-			moddir=${cands[0]%/}
-		else
-			say "FAIL: cannot find UML modules for '$uml_path' (version '$uml_ver');" \
-				"set KTLSD_UML_MODDIR"
-			exit 1
-		fi
-	fi
+if [ -z "$moddir" ] && [ -n "$uml_ver" ] && [ -d "/usr/lib/uml/modules/$uml_ver" ]; then
+	moddir=/usr/lib/uml/modules/$uml_ver
 fi
-[ -d "$moddir/kernel" ] || { say "FAIL: $moddir/kernel is not a directory"; exit 1; }
+if [ -n "$moddir" ] && [ ! -d "$moddir/kernel" ]; then
+	say "FAIL: $moddir/kernel is not a directory"
+	exit 1
+fi
 
 timeout_s=${KTLSD_UML_TIMEOUT:-600}
 case $timeout_s in '' | *[!0-9]*) say "FAIL: KTLSD_UML_TIMEOUT='$timeout_s' is not a number of seconds"; exit 1 ;; esac
@@ -188,10 +247,11 @@ cp "$here/guest-init.sh" "$res/guest-init.sh" && chmod 755 "$res/guest-init.sh" 
 		printf '%s=%s; export %s\n' "$v" "$(shq "${!v}")" "$v"
 	done
 	printf 'KTLSD_UML_MODDIR=%s; export KTLSD_UML_MODDIR\n' "$(shq "$moddir")"
+	printf 'KTLSD_UML_KERNEL=%s; export KTLSD_UML_KERNEL\n' "$(shq "$KTLSD_UML_KERNEL")"
 	printf 'KTLSD_UML_GUEST_BUDGET=%s\n' "$guest_budget"
 	while IFS= read -r v; do
 		case $v in
-		KTLSD_UML_MODDIR | KTLSD_UML_RESULTS | KTLSD_IN_UML | KTLSD_UML_GUEST_BUDGET) ;;
+		KTLSD_UML_MODDIR | KTLSD_UML_RESULTS | KTLSD_IN_UML | KTLSD_UML_GUEST_BUDGET | KTLSD_UML_KERNEL) ;;
 		KTLSD_* | CI | ASAN_OPTIONS | UBSAN_OPTIONS | LSAN_OPTIONS | PYTHON3 | V | VERBOSE)
 			printf '%s=%s; export %s\n' "$v" "$(shq "${!v}")" "$v"
 			;;
@@ -221,7 +281,7 @@ args=(
 	"uml_dir=$res/uml" "umid=$umid"
 )
 mkdir -p "$res/uml"
-say "booting $uml_path ${uml_ver:-?} (mem=$mem, RAM file in $memdir, modules $moddir, timeout ${timeout_s}s)"
+say "booting $uml_path ${uml_ver:-?} (mem=$mem, RAM file in $memdir, modules ${moddir:-built in}, timeout ${timeout_s}s)"
 TMPDIR=$memdir timeout -k 10 "$timeout_s" "$uml_path" "${args[@]}" \
 	</dev/null >"$res/console.log" 2>&1 &
 uml_pid=$!
@@ -251,7 +311,7 @@ if [ -n "$status" ]; then
 		show "UML console" "$res/console.log"
 	fi
 	[ "$status" = 124 ] && say "guest tests exceeded their ${guest_budget}s budget (KTLSD_UML_TIMEOUT=${timeout_s} minus boot slack)"
-	say "$verdict: guest status $status, $(elapsed) s, linux.uml ${uml_ver:-?} (uml exit $uml_rc)"
+	say "$verdict: guest status $status, $(elapsed) s, kernel $KTLSD_UML_KERNEL ${uml_ver:-?} (uml exit $uml_rc)"
 	exit "$status"
 fi
 
@@ -272,5 +332,5 @@ elif grep -q 'Checking PROT_EXEC mmap' "$res/console.log" 2>/dev/null &&
 	grep -q 'failed' "$res/console.log" 2>/dev/null; then
 	say "hint: $memdir does not allow PROT_EXEC mappings (noexec?); set KTLSD_UML_MEMDIR"
 fi
-say "FAIL: $why without writing a guest status; $(elapsed) s, linux.uml ${uml_ver:-?}"
+say "FAIL: $why without writing a guest status; $(elapsed) s, kernel $KTLSD_UML_KERNEL ${uml_ver:-?}"
 exit 1
