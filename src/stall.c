@@ -276,6 +276,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	stall_tcp_snapshot(c->fd, &s);
+	if (c->stall.in_stall && c->stall.crawl &&
+	    now - c->stall.last_crawl_wait_us > CRAWL_WINDOW_MS * 1000)
+		stall_end(c, c->stall.last_crawl_wait_us);	/* no timer-ended wait for a while */
 	if (sent != c->stall.mark_sent || (s.valid && s.bytes_acked != c->stall.mark_acked)) {
 		c->stall.mark_sent = sent;
 		c->stall.mark_acked = s.bytes_acked;
@@ -351,12 +354,8 @@ static void check_corked(struct conn *c)
 
 	stall_tcp_snapshot(c->fd, &s);
 	c->stall.wait_corked = stall_corked(&s);
-	if (!c->stall.wait_corked) {
-		c->stall.crawl_waits = 0;
-		if (c->stall.in_stall && c->stall.crawl)
-			stall_end(c, stall_now_us());
+	if (!c->stall.wait_corked)
 		return;
-	}
 	c->rec.corked_waits++;
 	c->srv->n.corked_waits++;
 	c->stall.crawl_snap = s;
@@ -392,22 +391,31 @@ void stall_note_writable(struct conn *c)
 	w = now - c->stall.wait_began_us;
 	if (w > c->rec.longest_wait_us)
 		c->rec.longest_wait_us = w;
+	if (c->stall.wait_corked)
+		log_debug("conn %llu: corked wait ended after %llu us", (unsigned long long)c->id,
+			  (unsigned long long)w);
 	if (c->stall.wait_corked && w >= CRAWL_WAIT_MS * 1000) {
-		/* a timer ended this corked wait: one more step of a crawl */
-		if (c->stall.crawl_waits++ == 0)
+		/* a timer ended this corked wait: one more step of a crawl, if the first of
+		 * them began less than CRAWL_WINDOW_MS ago (whatever came between) */
+		if (c->stall.crawl_waits == 0 ||
+		    c->stall.wait_began_us - c->stall.crawl_began_us > CRAWL_WINDOW_MS * 1000) {
+			c->stall.crawl_waits = 0;
 			c->stall.crawl_began_us = c->stall.wait_began_us;
+		}
+		c->stall.crawl_waits++;
+		c->stall.last_crawl_wait_us = now;
 		if (c->stall.crawl_waits >= CRAWL_WAITS && !c->stall.in_stall) {
 			stall_begin(c, c->stall.crawl_began_us, STALL_PERSIST_CRAWL,
 				    &c->stall.crawl_snap, true);
 			log_msg(LOG_LEVEL_WARN, "conn %llu: %s: stall: crawling at timer cadence, %u "
-				"corked waits of >= %d ms in a row, cause %s (sender %s, mss %u, notsent "
-				"%u, unacked %u, snd_wnd %u)", (unsigned long long)c->id, c->peer,
-				c->stall.crawl_waits, CRAWL_WAIT_MS, stall_cause_name(STALL_PERSIST_CRAWL),
-				c->sender->name, c->stall.crawl_snap.snd_mss, c->stall.crawl_snap.notsent,
+				"corked waits of >= %d ms in %llu ms, cause %s (sender %s, mss %u, "
+				"notsent %u, unacked %u, snd_wnd %u)", (unsigned long long)c->id, c->peer,
+				c->stall.crawl_waits, CRAWL_WAIT_MS,
+				(unsigned long long)((now - c->stall.crawl_began_us) / 1000),
+				stall_cause_name(STALL_PERSIST_CRAWL), c->sender->name,
+				c->stall.crawl_snap.snd_mss, c->stall.crawl_snap.notsent,
 				c->stall.crawl_snap.unacked, c->stall.crawl_snap.snd_wnd);
 		}
-	} else {
-		c->stall.crawl_waits = 0;
 	}
 	c->stall.wait_began_us = 0;
 	c->stall.wait_corked = false;

@@ -13,8 +13,9 @@
  *   ~200 ms (about 75 KB/s): never "no progress for 1 s". It is recognised at each EAGAIN
  *   of a kTLS socket (one TCP_INFO read per EAGAIN, not per call): about one record
  *   unsent, nothing in flight, the window open for it — a *corked wait*, which nothing
- *   but a timer ends. CRAWL_WAITS corked waits in a row that each last ≥ CRAWL_WAIT_MS
- *   make a crawl; it ends at the first wait that is not corked (or with the response).
+ *   but a timer ends. CRAWL_WAITS corked waits that each last ≥ CRAWL_WAIT_MS within
+ *   CRAWL_WINDOW_MS make a crawl; it ends after CRAWL_WINDOW_MS without one (or with the
+ *   response).
  *   A slow reader (zero window: window < unsent), a rate-limited or congested path
  *   (data in flight) never match the corked signature.
  *
@@ -63,7 +64,9 @@ enum stall_cause stall_guess_cause(const struct tcp_snapshot *s);
 bool stall_corked(const struct tcp_snapshot *s);
 
 #define CRAWL_WAIT_MS 150	/* a corked wait this long was ended by a timer */
-#define CRAWL_WAITS 3		/* so many in a row make a crawl (~0.6 s at 200 ms each) */
+#define CRAWL_WAITS 3		/* so many make a crawl (~0.6 s at 200 ms each) ... */
+#define CRAWL_WINDOW_MS 1000	/* ... within this time; a crawl ends after this long
+				 * without a timer-ended corked wait */
 
 /* Per-connection detector state; lives inside struct conn (results go to c->rec). */
 struct stall_state {
@@ -77,6 +80,7 @@ struct stall_state {
 	bool wait_corked;		/* the current wait began with a corked record */
 	unsigned crawl_waits;		/* long corked waits in a row */
 	uint64_t crawl_began_us;	/* start of the first of them */
+	uint64_t last_crawl_wait_us;	/* end of the last of them */
 	bool crawl;			/* the stall in progress is a crawl (ends differently) */
 	struct tcp_snapshot crawl_snap;	/* at the last corked wait */
 	uint32_t lowat;			/* the socket's TCP_NOTSENT_LOWAT in effect (the

@@ -30,6 +30,8 @@
 #   KTLSD_UML_MEM      guest RAM                    (default: 1024M)
 #   KTLSD_UML_MEMDIR   where UML puts its RAM file  (default: /dev/shm if big enough,
 #                                                    else $TMPDIR, /tmp, /var/tmp)
+#   KTLSD_UML_SELFTEST_KERNELS  kernels on which the kernel's own tls selftest runs
+#                      (default: 6.12 and the patched 6.12, whose results must match)
 #   KTLSD_UML_KEEP=1   keep the results dir
 #   KTLSD_UML_VERBOSE=1  always print the UML console log
 # Variables named KTLSD_*, CI, ASAN_*/UBSAN_*/LSAN_OPTIONS are passed to the guest.
@@ -104,6 +106,8 @@ if [ -z "${KTLSD_UML_LINUX:-}" ]; then
 		for kp in ${paths[@]+"${paths[@]}"}; do say "kernel ${kp%%=*}: ${kp#*=}"; done
 		case $agg in '' | 77) exit 0 ;; *) exit "$agg" ;; esac
 	fi
+	st_dir=$TOP_BUILDDIR/tests/uml
+	rm -f "$st_dir"/tls-selftest.*.txt 2>/dev/null
 	for kp in ${paths[@]+"${paths[@]}"}; do
 		KTLSD_UML_LINUX=${kp#*=} KTLSD_UML_KERNEL=${kp%%=*} "$here/ktls-tier.sh" "$@"
 		rc=$?
@@ -112,6 +116,21 @@ if [ -z "${KTLSD_UML_LINUX:-}" ]; then
 		77) [ -z "$agg" ] && agg=77 ;;
 		*) case $agg in '' | 0 | 77) agg=$rc ;; esac ;;
 		esac
+	done
+	# The kernel's own tls selftest must give the same result with and without the patch.
+	for kp in ${paths[@]+"${paths[@]}"}; do
+		k=${kp%%=*}
+		case $k in *+*) ;; *) continue ;; esac
+		base=${k%%+*} fa=$st_dir/tls-selftest.${k%%+*}.txt fb=$st_dir/tls-selftest.$k.txt
+		[ -f "$fa" ] && [ -f "$fb" ] || continue
+		na=$(grep -c '^ok' "$fa") nb=$(grep -c '^ok' "$fb") ta=$(wc -l <"$fa") tb=$(wc -l <"$fb")
+		if cmp -s "$fa" "$fb"; then
+			say "kernel tls selftest: $base and $k give the same result ($na of $ta pass on both)"
+		else
+			say "FAIL: kernel tls selftest differs between $base ($na of $ta pass) and $k ($nb of $tb pass):"
+			diff "$fa" "$fb" | sed 's/^/    /'
+			case $agg in '' | 0 | 77) agg=1 ;; esac
+		fi
 	done
 	say "kernels: $kernels; tier status ${agg:-77}, $(elapsed) s in all"
 	exit "${agg:-77}"
@@ -127,6 +146,18 @@ if [ -z "$uml_path" ]; then
 fi
 KTLSD_UML_KERNEL=${KTLSD_UML_KERNEL:-$(basename "$uml_path")}
 export KTLSD_UML_KERNEL
+# The kernel's own tls selftest, built next to it: run on the kernels whose result is
+# compared (KTLSD_UML_SELFTEST_KERNELS; about 2-3 min each in the guest).
+selftest_kernels=${KTLSD_UML_SELFTEST_KERNELS-6.12 6.12+tls-sw-no-more-on-full-record}
+case " $selftest_kernels " in
+*" $KTLSD_UML_KERNEL "*)
+	if [ -x "$(dirname "$uml_path")/tls-selftest" ]; then
+		KTLSD_UML_SELFTEST=$(dirname "$uml_path")/tls-selftest
+		KTLSD_UML_SELFTEST_OUT=$TOP_BUILDDIR/tests/uml/tls-selftest.$KTLSD_UML_KERNEL.txt
+		export KTLSD_UML_SELFTEST KTLSD_UML_SELFTEST_OUT
+	fi
+	;;
+esac
 me="ktls-tier [$KTLSD_UML_KERNEL]"
 
 for f in guest-init.sh guest-tests.sh; do

@@ -1,29 +1,28 @@
 """kTLS through the daemon, on a kernel that has it (run inside User-Mode Linux by
-ktls-tier.sh; skipped where /proc/net/tls_stat is absent).
+ktls-tier.sh, once per kernel of the tier; skipped where /proc/net/tls_stat is absent).
 
-What the UML kernel (Debian's linux.uml 6.1.176, software AES, 1 CPU) did when we measured
-it with ktlsd's non-blocking sockets (24 MB file, loopback, curl in the guest), and what
-these tests therefore assert:
+The stall is not the same on every kernel, so what these tests assert depends on the
+kernel the guest runs (KTLSD_UML_KERNEL, else `uname -r`): EXPECT below is the per-kernel
+truth, measured with ktlsd's non-blocking sockets (loopback, MSS 65483 unless clamped, curl
+in the guest), and README's "What each switch did" shows the same tables.
 
-  setting                                   sendfile            write           splice
-  (defaults: chunk 65536, mss/lowat 0)      ok  ~1.5 s          ok  ~2.3 s      ok
-  --mss 1448 (snd_mss 1436)                 ok  ~1.5 s          ok  ~2.3 s      ok  ~3.5 s
-  --mss 1460 (snd_mss 1448)                 ok  ~3.3 s          -               -
-  --notsent-lowat 16384                     STALL: notsent      crawls: 6.6 MB  STALL
-                                            16406 stuck, no     in 12 s (64K
-                                            POLLOUT for >10 s   calls), 1 MB (16K
-                                                                calls); ok with 8K
-  --notsent-lowat 16384 --send-chunk 16384  ok  ~1.9 s
-  --send-mode auto --notsent-lowat 16384    ok: 1 stall (~1.5 s), then sendfile capped at
-                                            one record per call, done in ~5 s
+  TCP_NOTSENT_LOWAT 16384, 32 MiB        6.1.192             6.12.117             6.12.117 + patch
+  sendfile (2 MiB calls), default MSS    STALL (no progress)  CRAWL (~75 KB/s)     ok
+  sendfile, --mss 1448                   STALL                ok                   ok
+  splice                                 STALL                CRAWL                ok
+  write, 256 KiB calls                   CRAWLS AT TIMES      CRAWLS AT TIMES      ok
+  sendfile, one record per call          ok                   ok                   ok
+  auto                                   ok, mitigated        ok, mitigated        ok, no mitigation
 
-The seed report's MSS-1448 stall (blocking sendfile) does not happen with non-blocking
-sockets here, so it is asserted as "completes byte-exact". The TCP_NOTSENT_LOWAT stall is
-real and deterministic: one TLS 1.3 record (16406 bytes on the wire) stays unsent, nothing
-in flight, window open — ktlsd classifies it corked-record.
+6.1: one record (16406 bytes on the wire) stays unsent with nothing in flight and the
+window open; no POLLOUT for seconds: the detector's no-progress rule calls it
+corked-record. 6.12: the same corked record is pushed by the TCP persist timer every
+~200 ms, so the response crawls; the detector sees the corked waits at EAGAIN and calls it
+persist-crawl. The patch is contrib/kernel/tls-sw-no-more-on-full-record.patch.
 """
 import hashlib
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -43,6 +42,31 @@ if os.environ.get("KTLSD_NOSAN"):
 CIPHERS = ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
 ALL_SUITES = 'tls = { ciphersuites = "%s"; };\n'
 MIB = 1024 * 1024
+
+RELEASE = platform.release()                           # e.g. 6.12.117
+GENERATION = ".".join(RELEASE.split(".")[:2])          # 6.1, 6.12
+KERNEL = os.environ.get("KTLSD_UML_KERNEL") or GENERATION
+PATCHED = "+tls-sw-no-more-on-full-record" in KERNEL
+PROFILE = GENERATION + ("+patch" if PATCHED else "")
+
+# What each kernel does under TCP_NOTSENT_LOWAT 16384 (see the docstring), per sender.
+# "stall": no progress, cause corked-record; "crawl": progress at timer cadence, cause
+# persist-crawl; "crawl-part": crawls at times (persist-crawl detected), between them at
+# full speed, so it may or may not finish in time; "ok": completes, no stall.
+EXPECT = {
+    "6.1": {"sendfile": "stall", "sendfile-mss1448": "stall", "splice": "stall",
+            "write": "crawl-part", "sendfile-record": "ok", "auto": "mitigated"},
+    "6.12": {"sendfile": "crawl", "sendfile-mss1448": "ok", "splice": "crawl",
+             "write": "crawl-part", "sendfile-record": "ok", "auto": "mitigated"},
+    "6.12+patch": {"sendfile": "ok", "sendfile-mss1448": "ok", "splice": "ok",
+                   "write": "ok", "sendfile-record": "ok", "auto": "ok"},
+}
+
+
+def expect(cell):
+    if PROFILE not in EXPECT:
+        raise Skip("no recorded expectations for kernel %s (%s)" % (KERNEL, RELEASE))
+    return EXPECT[PROFILE][cell]
 
 
 def need_ktls():
@@ -177,74 +201,149 @@ def download_with_deadline(d, path, seconds):
     return r.returncode == 0, got, took
 
 
-@test
-def lowat_stall_with_sendfile_is_detected_as_corked_record():
-    need_ktls()
-    with daemon("sendfile", ["--notsent-lowat", "16384"]) as d:
-        d.put_random("f.bin", 16 * MIB, seed=3)
-        done, got, took = download_with_deadline(d, "/f.bin", 6)
-        assert not done and got < 4 * MIB, (done, got, took)
-        wait_until(lambda: d.stats()["totals"]["connections_open"] == 0, 10)
-        rec = d.recent()[0]
-        assert rec["stalls"] >= 1, rec
-        ls = rec["last_stall"]
-        assert ls["cause"] == "corked-record", rec
-        # one TLS 1.3 record (16384 + 22) is what stays unsent
-        assert 16384 < ls["notsent_bytes"] <= 16384 + 22 + 2048, ls
-        assert ls["unacked"] == 0 and ls["snd_wnd"] > 0, ls
-        assert rec["longest_wait_ms"] >= 2000, rec
-        assert re.search(r"stall: no progress for \d+ ms, cause corked-record \(sender sendfile",
-                         d.log()), d.log()
-        assert re.search(r" mode=sendfile tls_tx=kernel mss=\d+ stalls=1 ", d.access_log())
+def watched_download(d, path, seconds):
+    """curl in the background while /stats is polled: (completed, bytes, seconds taken,
+    seconds from the start until the live record first counted a stall, or None)."""
+    out = os.path.join(d.tmp, "dl")
+    if os.path.exists(out):
+        os.unlink(out)
+    cmd = ["curl", "-sSk", "--max-time", str(seconds), "--tlsv1.3",
+           "https://127.0.0.1:%d%s" % (d.port, path), "-o", out]
+    t0 = time.time()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seen = None
+    while p.poll() is None:
+        if seen is None:
+            conns = d.stats().get("connections", [])
+            if any(c.get("stalls", 0) > 0 for c in conns):
+                seen = time.time() - t0
+        time.sleep(0.05)
+    took = time.time() - t0
+    got = os.path.getsize(out) if os.path.exists(out) else 0
+    p.stderr.close()
+    return p.returncode == 0, got, took, seen
+
+
+# a stall is counted within the threshold (1 s) + 1 s of its start; + 0.5 s for the
+# handshake and the poll in the slow guest
+DETECT_S = 2.5
+
+LOWAT_CELLS = (
+    ("sendfile", "sendfile", []),
+    ("sendfile-mss1448", "sendfile", ["--mss", "1448"]),
+    ("splice", "splice", []),
+    ("write", "write", []),
+    ("sendfile-record", "sendfile", ["--send-chunk", "16384"]),
+)
 
 
 @test
-def lowat_stall_with_splice_too():
+def lowat_16384_does_what_this_kernel_does_in_each_sender():
+    """TCP_NOTSENT_LOWAT 16384: stall, crawl or fine as EXPECT says for this kernel, and
+    the detector names it within DETECT_S."""
     need_ktls()
-    with daemon("splice", ["--notsent-lowat", "16384"]) as d:
-        d.put_random("f.bin", 16 * MIB, seed=3)
-        done, got, took = download_with_deadline(d, "/f.bin", 6)
-        assert not done, (done, got, took)
-        wait_until(lambda: d.stats()["totals"]["connections_open"] == 0, 10)
-        rec = d.recent()[0]
-        assert rec["stalls"] >= 1 and rec["last_stall"]["cause"] == "corked-record", rec
-
-
-@test
-def lowat_with_write_or_one_record_sendfile_calls_completes():
-    need_ktls()
-    for mode, chunk in (("write", 8192), ("sendfile", 16384)):
-        with daemon(mode, ["--notsent-lowat", "16384", "--send-chunk", str(chunk)]) as d:
-            big = d.put_random("f.bin", 32 * MIB, seed=4)
-            done, got, took = download_with_deadline(d, "/f.bin", 90)
-            assert done and got == 32 * MIB, (mode, done, got, took)
-            assert sha256_file(os.path.join(d.tmp, "dl")) == sha256_file(big)
+    for cell, mode, extra in LOWAT_CELLS:
+        kind = expect(cell)
+        with daemon(mode, ["--notsent-lowat", "16384"] + extra) as d:
+            big = d.put_random("f.bin", 32 * MIB, seed=3)
+            done, got, took, seen = watched_download(d, "/f.bin", 90 if kind == "ok" else 6)
             wait_until(lambda: d.stats()["totals"]["connections_open"] == 0, 10)
             rec = d.recent()[0]
-            assert rec["stalls"] == 0 and rec["sender"] == mode, rec
+            print("   %-5s %-17s %-5s %5.1f MiB in %4.1f s, stall seen after %s s, stalls %d "
+                  "(%s), corked waits %d, snd_mss %d" % (
+                      PROFILE, cell, kind, got / MIB, took,
+                      "%.2f" % seen if seen is not None else "-", rec["stalls"],
+                      rec.get("last_stall", {}).get("cause", "-"), rec["corked_waits"],
+                      rec["snd_mss"]))
+            assert rec["tls_tx"] == "kernel" and rec["sender"] == mode, rec
+            assert rec["notsent_lowat"] == 16384, rec
+            if kind == "ok":
+                assert done and got == 32 * MIB, (cell, done, got, took)
+                assert sha256_file(os.path.join(d.tmp, "dl")) == sha256_file(big), cell
+                assert rec["stalls"] == 0, (cell, rec)
+                continue
+            if kind == "crawl-part":
+                if done:
+                    assert sha256_file(os.path.join(d.tmp, "dl")) == sha256_file(big), cell
+            else:
+                assert not done and got < 8 * MIB, (cell, done, got, took)
+            assert rec["stalls"] >= 1, (cell, rec)
+            assert seen is not None and seen <= DETECT_S, (cell, seen)
+            ls = rec["last_stall"]
+            # one TLS 1.3 record (16384 + 22) is what stays unsent, nothing in flight
+            assert 16384 < ls["notsent_bytes"] <= 16384 + 22 + 2048, (cell, ls)
+            assert ls["unacked"] == 0 and ls["snd_wnd"] >= ls["notsent_bytes"], (cell, ls)
+            assert rec["corked_waits"] >= 1, (cell, rec)
+            if kind == "stall":
+                assert ls["cause"] == "corked-record", (cell, rec)
+                assert rec["longest_wait_ms"] >= 2000, (cell, rec)
+                assert re.search(r"stall: no progress for \d+ ms, cause corked-record "
+                                 r"\(sender %s" % mode, d.log()), d.log()
+            else:
+                assert ls["cause"] == "persist-crawl", (cell, rec)
+                # progress at the persist timer's cadence: some, far from all
+                assert got >= 64 * 1024, (cell, got)
+                assert rec["corked_waits"] >= 3 and 150 <= rec["longest_wait_ms"] < 1000, rec
+                assert re.search(r"stall: crawling at timer cadence, \d+ corked waits of "
+                                 r">= 150 ms in \d+ ms, cause persist-crawl \(sender %s" % mode,
+                                 d.log()), d.log()
+            assert re.search(r" mode=%s tls_tx=kernel mss=\d+ stalls=[1-9]" % mode,
+                             d.access_log()), d.access_log()
 
 
 @test
-def auto_mode_rescues_the_lowat_stall():
+def write_in_8k_calls_completes_under_lowat():
     need_ktls()
-    with daemon("auto", ["--notsent-lowat", "16384"]) as d:
-        big = d.put_random("f.bin", 64 * MIB, seed=5)
-        done, got, took = download_with_deadline(d, "/f.bin", 120)
-        assert done and got == 64 * MIB, (done, got, took)
+    with daemon("write", ["--notsent-lowat", "16384", "--send-chunk", "8192"]) as d:
+        big = d.put_random("f.bin", 32 * MIB, seed=4)
+        done, got, took = download_with_deadline(d, "/f.bin", 90)
+        assert done and got == 32 * MIB, (done, got, took)
         assert sha256_file(os.path.join(d.tmp, "dl")) == sha256_file(big)
         wait_until(lambda: d.stats()["totals"]["connections_open"] == 0, 10)
         rec = d.recent()[0]
-        assert rec["stalls"] >= 1 and rec["last_stall"]["cause"] == "corked-record", rec
-        assert rec["mitigations"] >= 1, rec
-        assert rec["chunk"] <= 16384, rec
-        st = d.stats()
-        assert st["totals"]["mitigations"] == rec["mitigations"]
-        assert "auto mitigation 1: capped sendfile calls at one TLS record" in d.log()
+        assert rec["stalls"] == 0 and rec["sender"] == "write", rec
 
 
 @test
-def auto_mode_learns_to_start_capped():
+def auto_mode_under_lowat_completes_and_mitigates_only_where_needed():
     need_ktls()
+    kind = expect("auto")
+    size = 32 * MIB
+    times = {}
+    for label, args in (("no lowat", []), ("lowat 16384", ["--notsent-lowat", "16384"])):
+        with daemon("auto", args) as d:
+            big = d.put_random("f.bin", size, seed=5)
+            done, got, took = download_with_deadline(d, "/f.bin", 120)
+            assert done and got == size, (label, done, got, took)
+            assert sha256_file(os.path.join(d.tmp, "dl")) == sha256_file(big), label
+            wait_until(lambda: d.stats()["totals"]["connections_open"] == 0, 10)
+            rec = d.recent()[0]
+            times[label] = took
+            assert rec["stalls"] == 0, (label, rec)
+            if label == "no lowat" or kind == "ok":
+                assert rec["mitigations"] == 0 and rec["corked_waits"] == 0, (label, rec)
+                assert "auto mitigation" not in d.log(), d.log()
+                continue
+            # the first corked wait is mitigated at once: the low-water mark goes up,
+            # sendfile stays at full-size calls
+            assert rec["mitigations"] >= 1 and rec["corked_waits"] >= 1, rec
+            assert rec["notsent_lowat"] == 65536 and rec["sender"] == "sendfile", rec
+            assert rec["chunk"] > 16384, rec
+            st = d.stats()
+            assert st["totals"]["mitigations"] == rec["mitigations"], st["totals"]
+            assert st["totals"]["corked_waits"] == rec["corked_waits"], st["totals"]
+            assert ("auto mitigation 1 (corked record at EAGAIN): raised TCP_NOTSENT_LOWAT "
+                    "to 65536") in d.log(), d.log()
+    # a ratio, printed (bench/stall-matrix measures it properly; no timed assertion)
+    print("   %s auto, 32 MiB: %.2f s without lowat, %.2f s with lowat 16384 (%.2fx)" % (
+        PROFILE, times["no lowat"], times["lowat 16384"],
+        times["no lowat"] / times["lowat 16384"]))
+
+
+@test
+def auto_mode_learns_to_start_with_the_lever():
+    need_ktls()
+    kind = expect("auto")
     with daemon("auto", ["--notsent-lowat", "16384"]) as d:
         d.put_random("f.bin", 4 * MIB, seed=8)
         for i in range(4):
@@ -252,11 +351,16 @@ def auto_mode_learns_to_start_capped():
             assert done and got == 4 * MIB, (i, done, got, took)
             wait_until(lambda: d.stats()["totals"]["connections_open"] == 0, 10)
         recs = list(reversed(d.recent()))          # oldest first
-        assert [r["stalls"] >= 1 for r in recs[:3]] == [True] * 3, recs
-        assert recs[3]["stalls"] == 0 and recs[3]["chunk"] == 16384, recs[3]
         t = d.stats()["totals"]
+        if kind == "ok":
+            assert all(r["mitigations"] == 0 and r["notsent_lowat"] == 16384 for r in recs), recs
+            assert t["auto_learned_cap"] is False and t["auto_capped_starts"] == 0, t
+            return
+        assert [r["mitigations"] >= 1 for r in recs[:3]] == [True] * 3, recs
+        assert recs[3]["mitigations"] == 0 and recs[3]["notsent_lowat"] == 65536, recs[3]
+        assert recs[3]["corked_waits"] == 0 and recs[3]["stalls"] == 0, recs[3]
         assert t["auto_learned_cap"] is True and t["auto_capped_starts"] == 1, t
-        assert "new responses start capped" in d.log()
+        assert "new connections start with it" in d.log()
 
 
 @test
@@ -271,13 +375,93 @@ def mss_1448_completes_in_every_kernel_mode():
             wait_until(lambda: d.stats()["totals"]["connections_open"] == 0, 10)
             rec = d.recent()[0]
             assert rec["tls_tx"] == "kernel" and 1000 < rec["snd_mss"] <= 1448, rec
+            assert rec["stalls"] == 0 and rec["corked_waits"] == 0, rec
             print("   mss 1448 %-8s %.1f s, stalls %d" % (mode, took, rec["stalls"]))
 
 
+def no_trigger_args():
+    """auto settings under which this kernel does not cork records: with lowat 16384 where
+    the MSS clamp avoids it (6.12), else without a low-water mark (6.1 stalls at any MSS)."""
+    if expect("sendfile-mss1448") == "ok":
+        return ["--mss", "1448", "--notsent-lowat", "16384"]
+    return ["--mss", "1448"]
+
+
+def slow_reader_get(d, path, pause):
+    """GET path with a small receive buffer, stop reading for `pause` seconds after the
+    first 64 KiB (the window closes), then read the rest: the body bytes."""
+    import socket
+    import ssl
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    raw.settimeout(60)
+    raw.connect(("127.0.0.1", d.port))
+    ctx = ktlsd_test.client_context()
+    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path).encode())
+    buf = bytearray()
+    while len(buf) < 64 * 1024:
+        b = s.recv(65536)
+        if not b:
+            break
+        buf += b
+    time.sleep(pause)
+    while True:
+        b = s.recv(1 << 20)
+        if not b:
+            break
+        buf += b
+    s.close()
+    head, _, body = bytes(buf).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head[:200]
+    return body
+
+
 @test
-def bench_matrix_marks_the_lowat_stall():
-    """ktlsd-bench --matrix on this kernel: sendfile under TCP_NOTSENT_LOWAT 16384 stalls,
-    auto rescues it, and the defaults are fine (MSS 1448 did not stall here, see above)."""
+def no_false_corked_alarms_slow_reader_rate_limit_loss():
+    """A client that stops reading, a rate-limited path (tbf) and a lossy one (netem) are
+    not corked records: no corked wait, no mitigation, no corked-record/persist-crawl."""
+    need_ktls()
+    args = no_trigger_args()
+    with daemon("auto", args) as d:
+        big = d.put_random("f.bin", 8 * MIB, seed=9)
+        want = sha256_file(big)
+        body = slow_reader_get(d, "/f.bin", 2.5)
+        assert hashlib.sha256(body).hexdigest() == want and len(body) == 8 * MIB
+        wait_until(lambda: d.stats()["totals"]["connections_open"] == 0, 10)
+        rec = d.recent()[0]
+        print("   slow reader (%s): stalls %d (%s), corked waits %d" % (
+            " ".join(args), rec["stalls"], rec.get("last_stall", {}).get("cause", "-"),
+            rec["corked_waits"]))
+        assert rec["stalls"] >= 1 and rec["last_stall"]["cause"] == "zero-window", rec
+        assert rec["corked_waits"] == 0 and rec["mitigations"] == 0, rec
+        for label, qdisc in (("tbf 40mbit", ["tbf", "rate", "40mbit", "burst", "64kb",
+                                             "latency", "200ms"]),
+                             ("netem 5 ms, 1 % loss", ["netem", "delay", "5ms", "loss", "1%"])):
+            r = subprocess.run(["tc", "qdisc", "replace", "dev", "lo", "root"] + qdisc,
+                               capture_output=True)
+            if r.returncode != 0:
+                raise Skip("tc qdisc %s on lo: %s" % (qdisc[0], r.stderr.decode().strip()))
+            try:
+                done, got, took = download_with_deadline(d, "/f.bin", 90)
+            finally:
+                subprocess.run(["tc", "qdisc", "del", "dev", "lo", "root"], capture_output=True)
+            assert done and got == 8 * MIB, (label, done, got, took)
+            assert sha256_file(os.path.join(d.tmp, "dl")) == want, label
+            wait_until(lambda: d.stats()["totals"]["connections_open"] == 0, 10)
+            rec = d.recent()[0]
+            print("   %s: %.1f s, stalls %d (%s), corked waits %d" % (
+                label, took, rec["stalls"], rec.get("last_stall", {}).get("cause", "-"),
+                rec["corked_waits"]))
+            assert rec["corked_waits"] == 0 and rec["mitigations"] == 0, (label, rec)
+            assert rec["stalls"] == 0 or rec["last_stall"]["cause"] not in (
+                "corked-record", "persist-crawl"), (label, rec)
+
+
+@test
+def bench_matrix_marks_the_lowat_stall_as_this_kernel_does():
+    """ktlsd-bench --matrix on this kernel: sendfile under TCP_NOTSENT_LOWAT 16384 stalls
+    (6.1) or crawls (6.12) and auto rescues it; on the patched kernel both are fine."""
     need_ktls()
     import json
     bench = os.environ.get("KTLSD_BENCH_NOSAN")
@@ -291,12 +475,19 @@ def bench_matrix_marks_the_lowat_stall():
     assert p.returncode == 0, (p.stdout, p.stderr)
     cells = {(c["mode"], c["mss"], c["lowat"]): c for c in json.loads(p.stdout)["cells"]}
     for key, c in sorted(cells.items()):
-        print("   %-8s mss %-4d lowat %-5d %7.1f MiB/s  %s" % (key + (c["mib_per_s"], c["verdict"])))
+        print("   %s %-8s mss %-4d lowat %-5d %7.1f MiB/s  %s" % (
+            (PROFILE,) + key + (c["mib_per_s"], c["verdict"])))
         assert c["tls_tx"] == "kernel", c
     bad = cells[("sendfile", 0, 16384)]
-    assert bad["verdict"] == "stalls" and bad["cause"] == "corked-record", bad
     rescued = cells[("auto", 0, 16384)]
-    assert rescued["complete"] and rescued["verdict"] == "rescued by auto", rescued
+    kind = expect("sendfile")
+    if kind == "ok":
+        assert bad["complete"] and bad["verdict"] == "ok", bad
+        assert rescued["complete"] and rescued["verdict"] == "ok", rescued
+    else:
+        cause = "corked-record" if kind == "stall" else "persist-crawl"
+        assert bad["verdict"] == "stalls" and bad["cause"] == cause, bad
+        assert rescued["complete"] and rescued["verdict"] == "rescued by auto", rescued
     for key in (("sendfile", 0, 0), ("sendfile", 1448, 0), ("auto", 0, 0)):
         assert cells[key]["complete"] and cells[key]["server_stalls"] == 0, cells[key]
 
