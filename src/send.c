@@ -156,10 +156,8 @@ static enum io_result send_copy(struct conn *c, size_t max, size_t *sent, int *w
 		return r;
 	if (o->len == o->off)
 		return IO_OK;
-	{
-		int ww;
-		return send_flush_out(c, false, sent, &ww);
-	}
+	/* SSL_write_ex may want a read first: the caller must wait for that edge */
+	return send_flush_out(c, false, sent, want_write);
 }
 
 static enum io_result send_sendfile(struct conn *c, size_t max, size_t *sent, int *want_write)
