@@ -494,7 +494,7 @@ static enum step do_linger(struct conn *c)
 	char buf[4096];
 
 	for (int i = 0; i < 64; i++) {
-		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		ssize_t n = SEND_RETRY(recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT));
 		if (n > 0)
 			continue;
 		if (n == -1 && io_from_errno(errno) == IO_AGAIN)

@@ -22,7 +22,6 @@ enum io_result io_from_errno(int e)
 #if EWOULDBLOCK != EAGAIN
 	case EWOULDBLOCK:
 #endif
-	case EINTR:
 		return IO_AGAIN;
 	case EPIPE:
 	case ECONNRESET:
@@ -71,7 +70,7 @@ static enum io_result transport_write(struct conn *c, const char *p, size_t len,
 	if (!c->ktls.tx)
 		return timed(c, t0, tls_write(c->ssl, p, len, sent, want_write));
 	*want_write = 1;
-	n = send(c->fd, p, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+	n = SEND_RETRY(send(c->fd, p, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0)));
 	if (n >= 0) {
 		*sent = (size_t)n;
 		return timed(c, t0, IO_OK);
@@ -124,7 +123,7 @@ static enum io_result fill_out(struct conn *c, size_t max)
 		room = max;
 	if (room > r->left)
 		room = (size_t)r->left;
-	n = pread(r->fd, o->buf + o->len, room, (off_t)r->off);
+	n = SEND_RETRY(pread(r->fd, o->buf + o->len, room, (off_t)r->off));
 	if (n == -1) {
 		log_msg(LOG_LEVEL_ERROR, "conn %llu: read error on \"%s\": %s",
 			(unsigned long long)c->id, c->reqline, strerror(errno));
@@ -171,7 +170,7 @@ static enum io_result send_sendfile(struct conn *c, size_t max, size_t *sent, in
 
 	*sent = 0;
 	*want_write = 1;
-	n = sendfile(c->fd, r->fd, &off, len);
+	n = SEND_RETRY(sendfile(c->fd, r->fd, &off, len));
 	if (n == -1) {
 		enum io_result res = timed(c, t0, io_from_errno(errno));
 		if (res == IO_ERROR)
@@ -207,7 +206,7 @@ static enum io_result send_splice(struct conn *c, size_t max, size_t *sent, int 
 	if (c->pipe_len == 0 && r->left > 0) {
 		loff_t off = (loff_t)r->off;
 		size_t len = max < r->left ? max : (size_t)r->left;
-		n = splice(r->fd, &off, c->pipe[1], NULL, len, SPLICE_F_NONBLOCK);
+		n = SEND_RETRY(splice(r->fd, &off, c->pipe[1], NULL, len, SPLICE_F_NONBLOCK));
 		if (n == -1) {
 			log_msg(LOG_LEVEL_ERROR, "conn %llu: splice from file: %s",
 				(unsigned long long)c->id, strerror(errno));
@@ -220,8 +219,8 @@ static enum io_result send_splice(struct conn *c, size_t max, size_t *sent, int 
 		r->left -= (uint64_t)n;
 	}
 	uint64_t t0 = stall_now_us();
-	n = splice(c->pipe[0], NULL, c->fd, NULL, c->pipe_len,
-		   SPLICE_F_NONBLOCK | (r->left > 0 ? SPLICE_F_MORE : 0));
+	n = SEND_RETRY(splice(c->pipe[0], NULL, c->fd, NULL, c->pipe_len,
+			      SPLICE_F_NONBLOCK | (r->left > 0 ? SPLICE_F_MORE : 0)));
 	if (n == -1) {
 		enum io_result res = timed(c, t0, io_from_errno(errno));
 		if (res == IO_ERROR)

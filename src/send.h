@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <unistd.h>	/* TEMP_FAILURE_RETRY */
 
 #include "common.h"
 #include "config.h"
@@ -27,8 +28,15 @@ struct body_sender {
  * degrades to userspace without kTLS. */
 const struct body_sender *send_pick(enum send_mode mode, bool ktls_tx);
 
-/* errno → io_result, the one place where this is decided. */
+/* errno → io_result, the one place where this is decided. EINTR never gets here: an
+ * interrupted call is made again (SEND_RETRY), never turned into IO_AGAIN, because the
+ * events are edge-triggered — the socket may have been ready all along, and no new edge
+ * would come to end the wait. */
 enum io_result io_from_errno(int e);
+
+/* The call expression, made again while it fails with EINTR (glibc's TEMP_FAILURE_RETRY):
+ * every system call on the send and close paths goes through it. */
+#define SEND_RETRY(call) TEMP_FAILURE_RETRY(call)
 
 /* Write pending c->resp.out bytes through the connection's transport (raw socket on kTLS,
  * SSL_write otherwise). more: body bytes follow, keep the record open (MSG_MORE).
