@@ -32,6 +32,15 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 	return SSL_TLSEXT_ERR_OK;
 }
 
+/* The reason of OpenSSL's last queued error, never NULL: ERR_reason_error_string() is
+ * NULL for an empty queue or a code without a string, and a NULL "%s" is undefined. */
+static const char *last_reason(void)
+{
+	const char *r = ERR_reason_error_string(ERR_peek_last_error());
+
+	return r != NULL ? r : "unknown OpenSSL error";
+}
+
 /* An in-memory self-signed certificate for --demo: nothing to create on disk, nothing to
  * clean up, and a new key every start. */
 static int demo_cert(SSL_CTX *ctx, char *err, size_t errlen)
@@ -68,7 +77,7 @@ static int demo_cert(SSL_CTX *ctx, char *err, size_t errlen)
 out:
 	if (!ok) {
 		snprintf(err, errlen, "cannot make the demo certificate: %s",
-			 ERR_reason_error_string(ERR_peek_last_error()));
+			 last_reason());
 		ERR_clear_error();
 	}
 	X509_EXTENSION_free(ext);
@@ -92,12 +101,12 @@ static int load_cert(SSL_CTX *ctx, const char *cert, const char *key, char *err,
 	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
 		snprintf(err, errlen, "cannot load certificate \"%s\": %s", cert,
-			 ERR_reason_error_string(ERR_peek_last_error()));
+			 last_reason());
 		return -1;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
 		snprintf(err, errlen, "cannot load private key \"%s\": %s", key,
-			 ERR_reason_error_string(ERR_peek_last_error()));
+			 last_reason());
 		return -1;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {

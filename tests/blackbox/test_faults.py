@@ -6,15 +6,19 @@ preloaded into the daemon (tests/helpers/fault-inject.so):
     waiting for readiness instead would wait for an edge that may never come (the socket
     was ready all along), until the state's timeout;
   - SSL_write_ex() wanting to read before it can write (SSL_ERROR_WANT_READ): the
-    response waits for the read edge, not for writability.
+    response waits for the read edge, not for writability;
+  - out of memory for a configuration string, and an OpenSSL error without a reason
+    string: a clear error, never a crash or "(null)".
 """
 import os
 import socket
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ktlsd_test import TOP_BUILDDIR, Daemon, Skip, run_tests, test, wait_until  # noqa: E402
+from ktlsd_test import (KTLSD, SANITIZER_RE, TOP_BUILDDIR, Daemon, Skip,  # noqa: E402
+                        run_tests, test, wait_until)
 
 FAULT = os.path.join(TOP_BUILDDIR, "tests", "helpers", "fault-inject.so")
 MODES = ("sendfile", "splice", "write", "userspace", "auto")
@@ -114,6 +118,41 @@ def ssl_write_wanting_a_read_is_retried_on_the_read_edge():
         d.stop()    # the library reports at exit
         seen = faults_seen(os.path.join(d.tmp, "faults"))
         assert seen["want_read"] >= 1, seen
+
+
+def config_test(d, env):
+    p = subprocess.run([KTLSD, "-t", "-c", d.conf_path], capture_output=True, timeout=20,
+                       env=dict(os.environ, **env))
+    err = p.stderr.decode(errors="replace")
+    assert not SANITIZER_RE.search(err), err
+    return p.returncode, err
+
+
+@test
+def out_of_memory_for_a_config_string_is_an_error_not_a_crash():
+    d = Daemon(start=False)
+    try:
+        # the default index name, then strings read from the file and the command line
+        for s in ("index.html", "/etc/mime.types", d.root, d.crt, d.conf_path):
+            code, err = config_test(d, fault_env(d.tmp, strdup=s))
+            assert code == 1 and "out of memory" in err, (s, code, err)
+        code, err = config_test(d, fault_env(d.tmp))
+        assert code == 0, err
+    finally:
+        d.cleanup()
+
+
+@test
+def openssl_errors_without_a_reason_string_are_named():
+    d = Daemon(start=False)
+    try:
+        with open(d.crt, "w") as f:
+            f.write("-----BEGIN CERTIFICATE-----\nnot base64 !\n-----END CERTIFICATE-----\n")
+        code, err = config_test(d, fault_env(d.tmp, err_reason="null"))
+        assert code == 1 and "cannot load certificate" in err, err
+        assert "(null)" not in err and "unknown OpenSSL error" in err, err
+    finally:
+        d.cleanup()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@
  *                         reports SSL_ERROR_WANT_READ instead: OpenSSL asking to read
  *                         before it can write. Once the peer's bytes are there, the
  *                         write's real outcome is reported.
+ *   KTLSD_FAULT_STRDUP=S  strdup(S) fails (NULL, ENOMEM): out of memory for that string.
+ *   KTLSD_FAULT_ERR_REASON=null
+ *                         ERR_reason_error_string() returns NULL, as it does for an
+ *                         error code without a string (or an empty error queue).
  *   KTLSD_FAULT_LOG=FILE  at exit, write "eintr=N want_read=M" (faults injected) there,
  *                         so a test can tell that its faults happened.
  *
@@ -21,11 +25,13 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 static unsigned long n_eintr, n_want_read;
@@ -96,6 +102,32 @@ ssize_t pread(int fd, void *buf, size_t len, off_t off)
 	if (interrupt_now())
 		return -1;
 	return real(fd, buf, len, off);
+}
+
+char *strdup(const char *s)
+{
+	static char *(*real)(const char *);
+	const char *fail = getenv("KTLSD_FAULT_STRDUP");
+
+	if (real == NULL)
+		real = (char *(*)(const char *))dlsym(RTLD_NEXT, "strdup");
+	if (fail != NULL && strcmp(s, fail) == 0) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return real(s);
+}
+
+const char *ERR_reason_error_string(unsigned long e)
+{
+	static const char *(*real)(unsigned long);
+	const char *mode = getenv("KTLSD_FAULT_ERR_REASON");
+
+	if (real == NULL)
+		real = (const char *(*)(unsigned long))dlsym(RTLD_NEXT, "ERR_reason_error_string");
+	if (mode != NULL && strcmp(mode, "null") == 0)
+		return NULL;
+	return real(e);
 }
 
 /* The SSL whose last SSL_write_ex() is to be reported as wanting a read. */
