@@ -106,8 +106,9 @@ def stats_json_and_metrics_add_up():
         assert m["ktlsd_connections_accepted_total"][""] == 4
         by_mode = m["ktlsd_bytes_sent_total"]
         assert sum(by_mode.values()) == t["bytes_sent"], (by_mode, t["bytes_sent"])
-        assert set(m["ktlsd_stalls_total"]) == {'cause="corked-record"', 'cause="zero-window"',
-                                                'cause="congestion"', 'cause="unknown"'}
+        assert set(m["ktlsd_stalls_total"]) == {'cause="corked-record"', 'cause="persist-crawl"',
+                                                'cause="zero-window"', 'cause="congestion"',
+                                                'cause="unknown"'}
         if shutil.which("promtool"):
             p = subprocess.run(["promtool", "check", "metrics"], input=text.encode(),
                                capture_output=True, timeout=30)
