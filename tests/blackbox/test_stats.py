@@ -212,5 +212,29 @@ def prometheus_checker_rejects_bad_exposition():
         raise AssertionError("accepted %r" % bad)
 
 
+@test
+def ktls_disabled_is_counted_in_every_view():
+    # send mode userspace turns kTLS off by choice: "disabled", not "fallback"; the JSON
+    # and the text view used to miss the count that /metrics had
+    with Daemon(stats=True, send_mode="userspace", files={"a.txt": "a\n"}) as d:
+        for _ in range(2):
+            assert d.get("/a.txt").status == 200
+        t = d.stats()["totals"]
+        assert t["ktls_disabled"] == 2 and t["ktls_fallback"] == 0 and t["ktls_tx"] == 0, t
+        text = d.stats("/stats/text", raw=True).decode()
+        assert re.search(r"kTLS 0, fallback 0, disabled 2\b", text), text
+        m = parse_prometheus(d.stats("/metrics", raw=True).decode())
+        assert m["ktlsd_ktls_tx_total"]['result="disabled"'] == 2, m["ktlsd_ktls_tx_total"]
+        from ktlsd_test import KTLSD
+        p = subprocess.run([KTLSD, "stats", "--stats-listen", "127.0.0.1:%d" % d.stats_port],
+                           capture_output=True, timeout=20)
+        assert p.returncode == 0 and b"disabled 2" in p.stdout, p.stdout + p.stderr
+    with Daemon(stats=True, send_mode="sendfile", files={"a.txt": "a\n"}) as d:
+        assert d.get("/a.txt").status == 200
+        t = d.stats()["totals"]
+        if t["ktls_tx"] == 0:      # no kTLS here: the sendfile mode fell back
+            assert t["ktls_fallback"] == 1 and t["ktls_disabled"] == 0, t
+
+
 if __name__ == "__main__":
     run_tests()
