@@ -406,7 +406,7 @@ static enum step do_handshake(struct conn *c)
 	}
 	c->rec.sender = c->sender->name;
 	c->rec.ktls_tx = c->ktls.tx;
-	c->rec.offload = c->ktls.offload;
+	/* rec.offload stays "-" with kTLS too until conn_record() asks (sock_diag) */
 	snprintf(c->rec.tls_reason, sizeof(c->rec.tls_reason), "%s", c->ktls.reason);
 	c->rec.cipher = tls_cipher_name(c->ssl);
 	if (c->ktls.tx)
@@ -417,8 +417,8 @@ static enum step do_handshake(struct conn *c)
 		c->srv->n.ktls_disabled++;
 	log_msg(LOG_LEVEL_INFO, "conn %llu: %s: %s %s, tls_tx=%s%s%s%s, sender=%s",
 		(unsigned long long)c->id, c->peer, SSL_get_version(c->ssl), tls_cipher_name(c->ssl),
-		c->ktls.tx ? "kernel(" : "userspace", c->ktls.tx ? c->ktls.offload : " (",
-		c->ktls.tx ? "" : c->ktls.reason, ")", c->sender->name);
+		c->ktls.tx ? "kernel" : "userspace", c->ktls.tx ? "" : " (",
+		c->ktls.tx ? "" : c->ktls.reason, c->ktls.tx ? "" : ")", c->sender->name);
 	gettimeofday(&c->t_request, NULL);
 	conn_set_state(c, CONN_READ_REQUEST);
 	return STEP_CONTINUE;
@@ -721,7 +721,7 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	c->chunk = c->send->chunk;
 	c->rec.chunk = c->chunk;
 	c->sender = send_pick(SEND_MODE_USERSPACE, false);
-	c->ktls.offload = "-";
+	c->ktls.offload = "-";	/* until the handshake says more */
 	c->rec.id = c->id;
 	c->rec.mode = send_mode_name(c->mode);
 	c->rec.sender = "-";
@@ -786,10 +786,20 @@ void conn_shutdown(struct conn *c)
 	}
 }
 
+const struct conn_record *conn_record(struct conn *c)
+{
+	c->rec.offload = ktls_offload(&c->ktls, c->fd);
+	return &c->rec;
+}
+
 void conn_free(struct conn *c)
 {
 	log_debug("conn %llu: closed in %s", (unsigned long long)c->id, state_names[c->state]);
 	stall_fini(c);
+	/* the record outlives the socket in /stats/recent: the last chance to ask for what
+	 * is only looked up when someone can see it */
+	if (c->srv->admin != NULL && stats_keeps_recent())
+		(void)conn_record(c);
 	c->rec.end_us = stall_now_us();
 	stats_remember(&c->rec);
 	if (c->ev_io != NULL)

@@ -99,6 +99,10 @@ void conn_free(struct conn *c);
  * writable (fairness between connections, or a mitigation that must try at once). */
 void conn_kick_write(struct conn *c);
 
+/* c's record for /stats, with what is only looked up when someone asks (the kTLS
+ * offload, one sock_diag round trip, then cached) filled in. */
+const struct conn_record *conn_record(struct conn *c);
+
 /* Graceful shutdown: idle connections close now, busy ones after their response. */
 void conn_shutdown(struct conn *c);
 

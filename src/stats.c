@@ -24,6 +24,11 @@ void stats_configure(unsigned recent)
 	recent_capacity = recent;
 }
 
+bool stats_keeps_recent(void)
+{
+	return recent_capacity > 0;
+}
+
 void stats_remember(const struct conn_record *rec)
 {
 	if (ring == NULL && recent_capacity > 0) {
@@ -181,7 +186,7 @@ void stats_json(struct server *srv, struct evbuffer *o)
 		if (!first)
 			evbuffer_add(o, ",", 1);
 		first = false;
-		json_record(o, &c->rec, now, stall_current_ms(c));
+		json_record(o, conn_record(c), now, stall_current_ms(c));
 	}
 	evbuffer_add_printf(o, "]}\n");
 }
