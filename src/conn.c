@@ -688,11 +688,26 @@ static void refuse_out_of_fds(int fd, const struct sockaddr *sa, unsigned long l
 	close(fd);
 }
 
+/* The listener's socket options on the accepted socket (before the stall detector
+ * reads TCP_NOTSENT_LOWAT back). */
+static void set_socket_options(struct conn *c)
+{
+	int one = 1;
+
+	/* Responses are written in large pieces; Nagle would only delay the last segment of
+	 * each (nginx sets TCP_NODELAY on TLS connections too). */
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (c->send->notsent_lowat > 0 &&
+	    setsockopt(c->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &c->send->notsent_lowat,
+		       sizeof(c->send->notsent_lowat)) == -1)
+		log_msg(LOG_LEVEL_WARN, "conn %llu: TCP_NOTSENT_LOWAT %d: %s", (unsigned long long)c->id,
+			c->send->notsent_lowat, strerror(errno));
+}
+
 struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int salen,
 		      size_t listener)
 {
 	struct conn *c;
-	int one = 1;
 	unsigned long long limit;
 
 	(void)salen;
@@ -732,20 +747,11 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	gettimeofday(&c->t_accept, NULL);
 	net_format(sa, c->peer, sizeof(c->peer), c->peer_addr, sizeof(c->peer_addr));
 	snprintf(c->rec.peer, sizeof(c->rec.peer), "%s", c->peer);
-	{
-		net_local(fd, c->rec.listener, sizeof(c->rec.listener));
-	}
+	net_local(fd, c->rec.listener, sizeof(c->rec.listener));
 	TAILQ_INSERT_TAIL(&srv->conns, c, link);
 	srv->nconns++;
 
-	/* Responses are written in large pieces; Nagle would only delay the last segment of
-	 * each (nginx sets TCP_NODELAY on TLS connections too). */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (c->send->notsent_lowat > 0 &&
-	    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &c->send->notsent_lowat,
-		       sizeof(c->send->notsent_lowat)) == -1)
-		log_msg(LOG_LEVEL_WARN, "conn %llu: TCP_NOTSENT_LOWAT %d: %s", (unsigned long long)c->id,
-			c->send->notsent_lowat, strerror(errno));
+	set_socket_options(c);
 	c->ssl = SSL_new(c->site->ssl_ctx);
 	c->in = evbuffer_new();
 	c->ev_io = event_new(srv->base, fd, EV_READ | EV_WRITE | EV_PERSIST | EV_ET, on_io, c);

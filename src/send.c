@@ -137,7 +137,7 @@ static enum io_result fill_out(struct conn *c, size_t max)
 	return IO_OK;
 }
 
-/* write and userspace: pread into c->out, then write(2) on the kTLS socket or
+/* write and userspace: pread into c->resp.out, then write(2) on the kTLS socket or
  * SSL_write_ex — the transport is what differs, and transport_write() picks it. */
 static enum io_result send_copy(struct conn *c, size_t max, size_t *sent, int *want_write)
 {

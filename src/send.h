@@ -17,7 +17,7 @@ struct body_sender {
 	const char *name;
 	enum send_mode mode;
 	bool needs_ktls;	/* only meaningful on a kTLS socket */
-	bool copies;		/* goes through c->out (so headers coalesce with body) */
+	bool copies;		/* goes through c->resp.out (so headers coalesce with body) */
 	/* Move up to max body bytes of c->resp; *sent = bytes the kernel or OpenSSL
 	 * accepted. On IO_AGAIN *want_write says which edge to wait for: writability (1),
 	 * or readability (0: SSL_write_ex must read first). */
