@@ -7,7 +7,6 @@
 #include "mime.h"
 #include "net.h"
 #include "path.h"
-#include "range.h"
 #include "response.h"
 #include "send.h"
 #include "server.h"
