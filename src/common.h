@@ -11,7 +11,9 @@ struct server;
 struct conn;
 
 /* Outcome of one I/O step, whatever the path (socket, SSL, sendfile, splice).
- * errno is mapped to these in exactly one place: io_from_errno() in send.c. */
+ * errno is mapped to these in exactly one place: io_from_errno() in send.c. A call
+ * interrupted by a signal (EINTR) is made again, never reported (SEND_RETRY in send.h,
+ * tls_step() in tls.c). */
 enum io_result {
 	IO_OK,		/* progress was made (possibly partial) */
 	IO_AGAIN,	/* would block: wait for the socket to become writable/readable */

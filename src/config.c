@@ -143,6 +143,8 @@ static int get_string(struct loader *ld, const config_setting_t *grp, const char
 		return fail_at(ld, s, "%s: must be a string", config_setting_name(s));
 	free(*out);
 	*out = strdup(config_setting_get_string(s));
+	if (*out == NULL)
+		return fail_at(ld, s, "%s: out of memory", config_setting_name(s));
 	return 0;
 }
 
@@ -508,12 +510,14 @@ static int load_file(struct loader *ld, const config_setting_t *root, struct con
 	return rc;
 }
 
-static void set_str(char **dst, const char *src)
+/* Replace *dst by a copy of src (NULL: keep *dst). -1: out of memory (*dst is NULL). */
+static int set_str(char **dst, const char *src)
 {
 	if (src == NULL)
-		return;
+		return 0;
 	free(*dst);
 	*dst = strdup(src);
+	return *dst == NULL ? -1 : 0;
 }
 
 static int apply_overrides(struct loader *ld, struct config *c, const struct config_overrides *ov)
@@ -528,13 +532,12 @@ static int apply_overrides(struct loader *ld, struct config *c, const struct con
 			c->nlisten++;
 		}
 	}
-	set_str(&c->document_root, ov->demo && ov->demo_dir ? ov->demo_dir : NULL);
-	set_str(&c->document_root, ov->root);
-	set_str(&c->tls.certificate, ov->cert);
-	set_str(&c->tls.private_key, ov->key);
-	set_str(&c->tls.ciphersuites, ov->ciphersuites);
-	set_str(&c->log.error, ov->error_log);
-	set_str(&c->log.access, ov->access_log);
+	if (set_str(&c->document_root, ov->demo && ov->demo_dir ? ov->demo_dir : NULL) ||
+	    set_str(&c->document_root, ov->root) || set_str(&c->tls.certificate, ov->cert) ||
+	    set_str(&c->tls.private_key, ov->key) ||
+	    set_str(&c->tls.ciphersuites, ov->ciphersuites) ||
+	    set_str(&c->log.error, ov->error_log) || set_str(&c->log.access, ov->access_log))
+		return snprintf(ld->err, ld->errlen, "out of memory"), -1;
 	if (ov->log_level != NULL && (c->log.level = log_level_parse(ov->log_level)) < 0)
 		return snprintf(ld->err, ld->errlen, "--log-level: unknown level \"%s\"",
 				ov->log_level), -1;
@@ -576,13 +579,14 @@ static int apply_overrides(struct loader *ld, struct config *c, const struct con
 	}
 	if (ov->demo) {
 		c->demo = true;
-		if (c->document_root == NULL)
-			c->document_root = strdup(".");
+		if (c->document_root == NULL && set_str(&c->document_root, "."))
+			return snprintf(ld->err, ld->errlen, "out of memory"), -1;
 	}
 	return 0;
 }
 
-static void set_defaults(struct config *c)
+/* -1: out of memory (what was set is freed with the config). */
+static int set_defaults(struct config *c)
 {
 	c->refs = 1;
 	c->nlisten = 0;
@@ -607,6 +611,7 @@ static void set_defaults(struct config *c)
 	c->send.chunk = 2 * 1024 * 1024;
 	c->stall.threshold_ms = 1000;
 	c->stats.recent = 64;
+	return c->index == NULL || c->mime_types == NULL ? -1 : 0;
 }
 
 /* Effective per-listener settings: the global "send", then what the listener's own group
@@ -664,9 +669,12 @@ struct config *config_load(const char *file, const struct config_overrides *ov,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	set_defaults(c);
+	if (set_defaults(c) || (file != NULL && set_str(&c->file, file))) {
+		snprintf(err, errlen, "out of memory");
+		config_unref(c);
+		return NULL;
+	}
 	if (file != NULL) {
-		c->file = strdup(file);
 		config_init(&cf);
 		if (config_read_file(&cf, file) != CONFIG_TRUE) {
 			if (config_error_type(&cf) == CONFIG_ERR_FILE_IO)
@@ -711,7 +719,9 @@ void config_unref(struct config *c)
 	free(c->group);
 	free(c->tls.certificate);
 	free(c->tls.private_key);
-	for (size_t i = 0; i < c->tls.nsni; i++) {
+	/* every slot, not only the nsni complete ones: an element rejected half-way (its
+	 * certificate read, its private_key not a string) holds a copy too */
+	for (size_t i = 0; i < CONFIG_MAX_SNI; i++) {
 		free(c->tls.sni[i].certificate);
 		free(c->tls.sni[i].private_key);
 	}

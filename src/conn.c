@@ -7,7 +7,6 @@
 #include "mime.h"
 #include "net.h"
 #include "path.h"
-#include "range.h"
 #include "response.h"
 #include "send.h"
 #include "server.h"
@@ -26,7 +25,6 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
-#include <openssl/rand.h>
 
 /* What a step of the driver asks for next. */
 enum step {
@@ -148,11 +146,11 @@ static int access_log_json(struct conn *c, char *line, size_t size, const struct
 			"\"body_bytes\":%llu,\"referer\":\"%s\",\"user_agent\":\"%s\",\"rt\":%.3f,"
 			"\"bytes\":%llu,\"mode\":\"%s\",\"tls_tx\":\"%s\",\"mss\":%u,\"stalls\":%u,"
 			"\"stall_ms\":%llu,\"conn\":%llu}",
-			when, c->peer_addr, json_escaped(req, sizeof(req), c->reqline), c->status,
-			(unsigned long long)c->resp_body_bytes,
+			when, c->peer_addr, json_escaped(req, sizeof(req), c->reqline), c->resp.status,
+			(unsigned long long)c->resp.body_bytes,
 			json_escaped(ref, sizeof(ref), c->referer),
 			json_escaped(ua, sizeof(ua), c->user_agent), rt,
-			(unsigned long long)(c->resp_head_bytes + c->resp_body_bytes),
+			(unsigned long long)(c->resp.head_bytes + c->resp.body_bytes),
 			c->sender ? c->sender->name : "-", c->ktls.tx ? "kernel" : "userspace",
 			c->rec.snd_mss, c->rec.stalls - c->stalls_at_request,
 			(unsigned long long)(c->rec.stall_ms_total + stall_current_ms(c) -
@@ -168,7 +166,7 @@ static void access_log(struct conn *c)
 	double rt;
 	int n;
 
-	if (!log_access_enabled() || c->status == 0)
+	if (!log_access_enabled() || c->resp.status == 0)
 		return;
 	gettimeofday(&now, NULL);
 	localtime_r(&now.tv_sec, &tm);
@@ -184,10 +182,10 @@ static void access_log(struct conn *c)
 	n = snprintf(line, sizeof(line),
 		     "%s - - [%s] \"%s\" %d %llu \"%s\" \"%s\" rt=%.3f bytes=%llu mode=%s "
 		     "tls_tx=%s mss=%u stalls=%u stall_ms=%llu conn=%llu",
-		     c->peer_addr, when, c->reqline[0] ? c->reqline : "-", c->status,
-		     (unsigned long long)c->resp_body_bytes, c->referer[0] ? c->referer : "-",
+		     c->peer_addr, when, c->reqline[0] ? c->reqline : "-", c->resp.status,
+		     (unsigned long long)c->resp.body_bytes, c->referer[0] ? c->referer : "-",
 		     c->user_agent[0] ? c->user_agent : "-", rt,
-		     (unsigned long long)(c->resp_head_bytes + c->resp_body_bytes),
+		     (unsigned long long)(c->resp.head_bytes + c->resp.body_bytes),
 		     c->sender ? c->sender->name : "-", c->ktls.tx ? "kernel" : "userspace",
 		     c->rec.snd_mss, c->rec.stalls - c->stalls_at_request,
 		     (unsigned long long)(c->rec.stall_ms_total + stall_current_ms(c) - c->stall_ms_at_request),
@@ -198,126 +196,39 @@ static void access_log(struct conn *c)
 
 /* ---- responses -------------------------------------------------------- */
 
-bool conn_out_reserve(struct conn *c, size_t cap)
+/* Room a copying sender wants behind the head for body bytes (none for sendfile/splice,
+ * which read the file themselves). */
+static size_t copy_room(const struct conn *c)
 {
-	if (c->out.cap >= cap)
-		return true;
-	char *p = realloc(c->out.buf, cap);
-	if (p == NULL)
-		return false;
-	c->out.buf = p;
-	c->out.cap = cap;
-	return true;
+	return c->sender->copies ? send_copy_size(c) : 0;
 }
 
-/* Put head (and, unless HEAD, body bytes body[0..blen)) into c->out and start sending. */
-static enum step start_response(struct conn *c, struct response_head *h, bool head_only,
-				const char *body, size_t blen)
+/* c->resp was started (res says how that went): send it. */
+static enum step begin_sending(struct conn *c, enum response_start_result res)
 {
-	size_t extra = c->sender->copies && c->body_left > 0 ? send_copy_size(c) : 0;
-	size_t need = 2048 + h->location_len + blen + extra;
-	size_t n;
-
-	c->status = h->status;
-	h->keep_alive = c->keep_alive;
-	if (!conn_out_reserve(c, need)) {
+	switch (res) {
+	case RESPONSE_STARTED:
+		conn_set_state(c, CONN_SEND_HEADERS);
+		stall_busy(c);
+		return STEP_CONTINUE;
+	case RESPONSE_NO_MEMORY:
 		log_msg(LOG_LEVEL_ERROR, "conn %llu: out of memory for the response",
 			(unsigned long long)c->id);
 		return STEP_CLOSE;
-	}
-	n = response_format_head(c->out.buf, c->out.cap, h);
-	if (n == 0) {
+	case RESPONSE_HEAD_TOO_BIG:
 		log_msg(LOG_LEVEL_CRIT, "conn %llu: response head does not fit %zu bytes",
-			(unsigned long long)c->id, c->out.cap);
+			(unsigned long long)c->id, c->resp.out.cap);
 		return STEP_CLOSE;
 	}
-	c->out.off = 0;
-	c->out.len = n;
-	c->out.sealed = false;
-	c->out_head_left = n;
-	if (!head_only && blen > 0) {
-		memcpy(c->out.buf + n, body, blen);
-		c->out.len += blen;
-	}
-	c->body_total = h->content_length;
-	conn_set_state(c, CONN_SEND_HEADERS);
-	stall_busy(c);
-	return STEP_CONTINUE;
+	return STEP_CLOSE;
 }
 
-/* ---- multipart/byteranges (RFC 9110 §14.6) ---------------------------- */
-
-/* Several ranges: one part per range, each with its own Content-Type and Content-Range,
- * then a closing delimiter. Each part's header goes into c->out and its range is sent
- * from the file like any body, so every sender (sendfile included) serves parts. */
-struct multipart {
-	char boundary[17];	/* 16 random hex digits */
-	char ctype[64];		/* the response's Content-Type */
-	const char *part_type;	/* the file's type */
-	uint64_t total;		/* file size */
-	size_t n, next;		/* ranges; the next part to start (n: the closing line) */
-	struct byte_range r[];
-};
-
-/* Header of part i (i == n: the closing delimiter) into buf; its length (also when it
- * does not fit, snprintf-like; buf may be NULL with cap 0). */
-static size_t part_header(const struct multipart *mp, size_t i, char *buf, size_t cap)
+/* A response without a file: head h, and unless HEAD, body[0..blen). */
+static enum step respond(struct conn *c, struct response_head *h, bool head_only,
+			 const char *body, size_t blen)
 {
-	int n;
-
-	if (i == mp->n)
-		n = snprintf(buf, cap, "\r\n--%s--\r\n", mp->boundary);
-	else
-		n = snprintf(buf, cap, "\r\n--%s\r\nContent-Type: %s\r\n"
-			     "Content-Range: bytes %llu-%llu/%llu\r\n\r\n", mp->boundary,
-			     mp->part_type, (unsigned long long)mp->r[i].first,
-			     (unsigned long long)mp->r[i].last, (unsigned long long)mp->total);
-	return n > 0 ? (size_t)n : 0;
-}
-
-static struct multipart *multipart_new(const struct byte_range *r, size_t n, uint64_t total,
-				       const char *type, uint64_t *content_length)
-{
-	struct multipart *mp = calloc(1, sizeof(*mp) + n * sizeof(r[0]));
-	unsigned char rnd[8];
-
-	if (mp == NULL)
-		return NULL;
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
-		free(mp);
-		return NULL;
-	}
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(mp->boundary + 2 * i, 3, "%02x", rnd[i]);
-	snprintf(mp->ctype, sizeof(mp->ctype), "multipart/byteranges; boundary=%s", mp->boundary);
-	mp->part_type = type;
-	mp->total = total;
-	mp->n = n;
-	memcpy(mp->r, r, n * sizeof(r[0]));
-	*content_length = 0;
-	for (size_t i = 0; i <= n; i++)
-		*content_length += part_header(mp, i, NULL, 0) +
-				   (i < n ? r[i].last - r[i].first + 1 : 0);
-	return mp;
-}
-
-/* Append the next part's header (or the closing delimiter) to c->out and point the
- * file range at that part. false: out of memory. */
-static bool next_part(struct conn *c)
-{
-	struct multipart *mp = c->mp;
-	size_t i = mp->next++;
-	size_t len = part_header(mp, i, NULL, 0);
-	size_t extra = c->sender->copies && i < mp->n ? send_copy_size(c) : 0;
-
-	if (!conn_out_reserve(c, c->out.len + len + 1 + extra))
-		return false;
-	c->out.len += part_header(mp, i, c->out.buf + c->out.len, c->out.cap - c->out.len);
-	if (i < mp->n) {
-		c->file_off = mp->r[i].first;
-		c->body_left = mp->r[i].last - mp->r[i].first + 1;
-	}
-	return true;
+	h->keep_alive = c->keep_alive;
+	return begin_sending(c, response_start(&c->resp, h, head_only, body, blen));
 }
 
 static bool closes_connection(int status)
@@ -338,7 +249,7 @@ static enum step respond_error(struct conn *c, int status, bool head_only)
 
 	if (closes_connection(status))
 		c->keep_alive = false;
-	return start_response(c, &h, head_only, body, strlen(body));
+	return respond(c, &h, head_only, body, strlen(body));
 }
 
 static enum step respond_redirect(struct conn *c, const struct http_request *req, bool head_only)
@@ -353,120 +264,32 @@ static enum step respond_redirect(struct conn *c, const struct http_request *req
 		.location_suffix = "/",
 	};
 
-	return start_response(c, &h, head_only, body, strlen(body));
+	return respond(c, &h, head_only, body, strlen(body));
 }
 
-static bool if_range_allows(const struct http_request *req, const struct file_info *fi)
-{
-	time_t t;
-
-	if (req->if_range.ptr == NULL)
-		return true;
-	/* strong comparison: a weak tag never matches If-Range (RFC 9110 §13.1.5) */
-	if (req->if_range.len > 0 && req->if_range.ptr[0] == '"')
-		return req->if_range.len == strlen(fi->etag) &&
-		       memcmp(req->if_range.ptr, fi->etag, req->if_range.len) == 0;
-	return http_date_parse(req->if_range.ptr, req->if_range.len, &t) == 0 &&
-	       t == fi->st.st_mtim.tv_sec;
-}
-
-static bool not_modified(const struct http_request *req, const struct file_info *fi)
-{
-	time_t t;
-
-	if (req->if_none_match.ptr != NULL)
-		return http_etag_match_any(req->if_none_match.ptr, req->if_none_match.len, fi->etag);
-	return req->if_modified_since.ptr != NULL &&
-	       http_date_parse(req->if_modified_since.ptr, req->if_modified_since.len, &t) == 0 &&
-	       fi->st.st_mtim.tv_sec <= t;
-}
-
-/* Answer with the file (fh: the caller's reference, given to c or released); name gives
- * the Content-Type; gzipped: fh is name's precompressed ".gz" (gzip_static). */
+/* Answer with the file fh (the caller's reference: c->resp takes it over); name gives
+ * the Content-Type; gzipped: fh is name's precompressed ".gz" (gzip_static). What to
+ * answer is response_plan()'s decision, made without touching the connection. */
 static enum step respond_file(struct conn *c, const struct http_request *req,
 			      struct file_ref *fh, const char *name, bool gzipped)
 {
-	const struct file_info *fi = &fh->fi;
-	bool head_only = req->method == HTTP_METHOD_HEAD;
-	uint64_t size = (uint64_t)fi->st.st_size;
-	struct byte_range r[16];
-	size_t nr = 0;
-	struct multipart *mp = NULL;
-	enum step st;
-	struct response_head h = {
-		.status = 200,
-		.content_type = mime_lookup(c->site->mime, name),
-		.content_length = size,
-		.accept_ranges = true,
-		.etag = fi->etag,
-		.last_modified = fi->st.st_mtim.tv_sec,
-		.total = size,
-		.content_encoding = gzipped ? "gzip" : NULL,
-		.vary_encoding = c->cfg->gzip_static,
+	struct response_plan p = response_plan(req, &fh->fi, gzipped);
+	struct response_file_opts o = {
+		.type = mime_lookup(c->site->mime, name),
+		.keep_alive = c->keep_alive,
+		.vary = c->cfg->gzip_static,
+		.copy = copy_room(c),
 	};
+	enum response_start_result res = response_start_file(&c->resp, &p, fh, &o);
 
-	if (not_modified(req, fi)) {
-		h.status = 304;
-		h.content_type = NULL;
-		h.content_encoding = NULL;
-		h.content_length = 0;
-		h.accept_ranges = false;
-		fcache_release(fh);
-		c->status = 304;
-		return start_response(c, &h, true, NULL, 0);
+	if (res == RESPONSE_NO_MEMORY && c->resp.status == 0) {
+		/* nothing formatted yet (the multipart state): the client can still be told */
+		response_reset(&c->resp);
+		log_msg(LOG_LEVEL_ERROR, "conn %llu: out of memory for the response",
+			(unsigned long long)c->id);
+		return respond_error(c, 500, req->method == HTTP_METHOD_HEAD);
 	}
-	if (req->range.ptr != NULL && if_range_allows(req, fi)) {
-		switch (range_parse(req->range.ptr, req->range.len, size, r, KTLSD_ARRAY_LEN(r), &nr)) {
-		case RANGE_UNSATISFIABLE:
-			fcache_release(fh);
-			{
-				const char *body = response_error_body(416);
-				struct response_head e = {
-					.status = 416, .content_type = "text/html",
-					.content_length = strlen(body), .content_range = true, .total = size,
-				};
-				return start_response(c, &e, head_only, body, strlen(body));
-			}
-		case RANGE_OK:
-			h.status = 206;
-			if (nr == 1) {
-				h.content_range = true;
-				h.range_first = r[0].first;
-				h.range_last = r[0].last;
-				h.content_length = r[0].last - r[0].first + 1;
-				break;
-			}
-			mp = multipart_new(r, nr, size, h.content_type, &h.content_length);
-			if (mp == NULL) {
-				fcache_release(fh);
-				log_msg(LOG_LEVEL_ERROR, "conn %llu: out of memory for a multipart "
-					"response", (unsigned long long)c->id);
-				return respond_error(c, 500, head_only);
-			}
-			h.content_type = mp->ctype;
-			break;
-		case RANGE_IGNORE:
-			break;
-		}
-	}
-	if (head_only || h.content_length == 0) {
-		fcache_release(fh);
-		st = start_response(c, &h, head_only, NULL, 0);
-		free(mp);	/* h.content_type points into it */
-		return st;
-	}
-	c->file = fh;
-	c->file_fd = fi->fd;
-	if (mp != NULL) {	/* the parts follow the head, the first one right away */
-		st = start_response(c, &h, false, NULL, 0);
-		c->mp = mp;
-		if (st == STEP_CONTINUE && !next_part(c))
-			return STEP_CLOSE;
-		return st;
-	}
-	c->file_off = h.status == 206 ? h.range_first : 0;
-	c->body_left = h.content_length;
-	return start_response(c, &h, head_only, NULL, 0);
+	return begin_sending(c, res);
 }
 
 static void note_request_line(struct conn *c, const struct http_request *req)
@@ -524,9 +347,7 @@ static enum step handle_request(struct conn *c, const struct http_request *req)
 	case PATH_BAD: return respond_error(c, 400, head_only);
 	case PATH_TOO_LONG: return respond_error(c, 414, head_only);
 	}
-	if (c->cfg->gzip_static && !slash && strcmp(rel, ".") != 0 &&
-	    http_accepts_gzip(req->accept_encoding.ptr, req->accept_encoding.len) &&
-	    open_gzipped(c, rel, &fh))
+	if (response_wants_gzip(req, c->cfg->gzip_static, rel, slash) && open_gzipped(c, rel, &fh))
 		return respond_file(c, req, fh, rel, true);
 	switch (fcache_open(c->srv->fcache, c->site->gen, c->site->rootfd, rel, slash, c->cfg->index,
 			    &fh)) {
@@ -584,7 +405,7 @@ static enum step do_handshake(struct conn *c)
 	}
 	c->rec.sender = c->sender->name;
 	c->rec.ktls_tx = c->ktls.tx;
-	c->rec.offload = c->ktls.offload;
+	/* rec.offload stays "-" with kTLS too until conn_record() asks (sock_diag) */
 	snprintf(c->rec.tls_reason, sizeof(c->rec.tls_reason), "%s", c->ktls.reason);
 	c->rec.cipher = tls_cipher_name(c->ssl);
 	if (c->ktls.tx)
@@ -595,8 +416,8 @@ static enum step do_handshake(struct conn *c)
 		c->srv->n.ktls_disabled++;
 	log_msg(LOG_LEVEL_INFO, "conn %llu: %s: %s %s, tls_tx=%s%s%s%s, sender=%s",
 		(unsigned long long)c->id, c->peer, SSL_get_version(c->ssl), tls_cipher_name(c->ssl),
-		c->ktls.tx ? "kernel(" : "userspace", c->ktls.tx ? c->ktls.offload : " (",
-		c->ktls.tx ? "" : c->ktls.reason, ")", c->sender->name);
+		c->ktls.tx ? "kernel" : "userspace", c->ktls.tx ? "" : " (",
+		c->ktls.tx ? "" : c->ktls.reason, c->ktls.tx ? "" : ")", c->sender->name);
 	gettimeofday(&c->t_request, NULL);
 	conn_set_state(c, CONN_READ_REQUEST);
 	return STEP_CONTINUE;
@@ -672,7 +493,7 @@ static enum step do_linger(struct conn *c)
 	char buf[4096];
 
 	for (int i = 0; i < 64; i++) {
-		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		ssize_t n = SEND_RETRY(recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT));
 		if (n > 0)
 			continue;
 		if (n == -1 && io_from_errno(errno) == IO_AGAIN)
@@ -688,12 +509,11 @@ static enum step do_linger(struct conn *c)
 static enum step response_done(struct conn *c)
 {
 	access_log(c);
-	c->srv->n.bytes_sent += c->resp_head_bytes + c->resp_body_bytes;
+	c->srv->n.bytes_sent += c->resp.head_bytes + c->resp.body_bytes;
+	response_reset(&c->resp);
 	send_release(c);
 	evbuffer_drain(c->in, c->head_len);
 	c->head_len = 0;
-	c->status = 0;
-	c->resp_head_bytes = c->resp_body_bytes = 0;
 	if (!c->keep_alive)
 		return begin_close(c);
 	if (evbuffer_get_length(c->in) > 0) {
@@ -705,9 +525,7 @@ static enum step response_done(struct conn *c)
 	if (c->srv->stopping)
 		return begin_close(c);
 	/* idle: give the output buffer back, keep-alive connections should cost little */
-	free(c->out.buf);
-	c->out.buf = NULL;
-	c->out.cap = 0;
+	response_fini(&c->resp);
 	conn_set_state(c, CONN_KEEPALIVE);
 	return STEP_CONTINUE;
 }
@@ -717,11 +535,10 @@ static enum step abort_response(struct conn *c, enum io_result r)
 	c->srv->n.aborted++;
 	if (r == IO_PEER_GONE)
 		log_msg(LOG_LEVEL_INFO, "conn %llu: %s: client went away after %llu of %llu body bytes",
-			(unsigned long long)c->id, c->peer, (unsigned long long)c->resp_body_bytes,
-			(unsigned long long)c->body_total);
+			(unsigned long long)c->id, c->peer, (unsigned long long)c->resp.body_bytes,
+			(unsigned long long)c->resp.body_total);
 	access_log(c);
-	c->status = 0;
-	return STEP_CLOSE;
+	return STEP_CLOSE;	/* conn_free() resets the response */
 }
 
 static enum step do_send(struct conn *c)
@@ -731,24 +548,25 @@ static enum step do_send(struct conn *c)
 	enum step st = STEP_CONTINUE;
 
 	while (st == STEP_CONTINUE) {
+		const struct response *resp = &c->resp;
 		size_t n = 0;
 		int ww = 1;
 		enum io_result r;
-		bool flush_only = c->out.len > c->out.off &&
-				  (!c->sender->copies || c->out.sealed || c->body_left == 0);
+		bool flush_only = resp->out.len > resp->out.off &&
+				  (!c->sender->copies || resp->out.sealed || resp->left == 0);
 
 		if (flush_only)
-			r = send_flush_out(c, c->body_left > 0, &n, &ww);
+			r = send_flush_out(c, resp->left > 0, &n, &ww);
 		else if (send_pending(c))
-			r = c->sender->send(c, c->chunk, &n);
-		else if (c->mp != NULL && c->mp->next <= c->mp->n)
-			r = next_part(c) ? IO_OK : IO_ERROR;	/* the next part of several ranges */
+			r = c->sender->send(c, c->chunk, &n, &ww);
+		else if (response_has_next_part(resp))	/* the next part of several ranges */
+			r = response_next_part(&c->resp, copy_room(c)) ? IO_OK : IO_ERROR;
 		else
 			return response_done(c);
 		switch (r) {
 		case IO_OK:
 			moved += n;
-			if (c->state == CONN_SEND_HEADERS && c->out_head_left == 0)
+			if (c->state == CONN_SEND_HEADERS && c->resp.head_left == 0)
 				conn_set_state(c, CONN_SEND_BODY);
 			if (moved >= budget) {	/* be fair to the other connections */
 				/* still writable: run again after the others */
@@ -869,11 +687,26 @@ static void refuse_out_of_fds(int fd, const struct sockaddr *sa, unsigned long l
 	close(fd);
 }
 
+/* The listener's socket options on the accepted socket (before the stall detector
+ * reads TCP_NOTSENT_LOWAT back). */
+static void set_socket_options(struct conn *c)
+{
+	int one = 1;
+
+	/* Responses are written in large pieces; Nagle would only delay the last segment of
+	 * each (nginx sets TCP_NODELAY on TLS connections too). */
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (c->send->notsent_lowat > 0 &&
+	    setsockopt(c->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &c->send->notsent_lowat,
+		       sizeof(c->send->notsent_lowat)) == -1)
+		log_msg(LOG_LEVEL_WARN, "conn %llu: TCP_NOTSENT_LOWAT %d: %s", (unsigned long long)c->id,
+			c->send->notsent_lowat, strerror(errno));
+}
+
 struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int salen,
 		      size_t listener)
 {
 	struct conn *c;
-	int one = 1;
 	unsigned long long limit;
 
 	(void)salen;
@@ -894,7 +727,7 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	c->site = site_ref(srv->site);
 	c->cfg = c->site->cfg;
 	c->fd = fd;
-	c->file_fd = -1;
+	response_init(&c->resp);
 	c->pipe[0] = c->pipe[1] = -1;
 	/* after a reload that changed the listen list, fall back to the global settings */
 	c->send = listener < c->cfg->nlisten ? &c->cfg->listen[listener].send : &c->cfg->send;
@@ -902,7 +735,7 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	c->chunk = c->send->chunk;
 	c->rec.chunk = c->chunk;
 	c->sender = send_pick(SEND_MODE_USERSPACE, false);
-	c->ktls.offload = "-";
+	c->ktls.offload = "-";	/* until the handshake says more */
 	c->rec.id = c->id;
 	c->rec.mode = send_mode_name(c->mode);
 	c->rec.sender = "-";
@@ -913,20 +746,11 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	gettimeofday(&c->t_accept, NULL);
 	net_format(sa, c->peer, sizeof(c->peer), c->peer_addr, sizeof(c->peer_addr));
 	snprintf(c->rec.peer, sizeof(c->rec.peer), "%s", c->peer);
-	{
-		net_local(fd, c->rec.listener, sizeof(c->rec.listener));
-	}
+	net_local(fd, c->rec.listener, sizeof(c->rec.listener));
 	TAILQ_INSERT_TAIL(&srv->conns, c, link);
 	srv->nconns++;
 
-	/* Responses are written in large pieces; Nagle would only delay the last segment of
-	 * each (nginx sets TCP_NODELAY on TLS connections too). */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (c->send->notsent_lowat > 0 &&
-	    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &c->send->notsent_lowat,
-		       sizeof(c->send->notsent_lowat)) == -1)
-		log_msg(LOG_LEVEL_WARN, "conn %llu: TCP_NOTSENT_LOWAT %d: %s", (unsigned long long)c->id,
-			c->send->notsent_lowat, strerror(errno));
+	set_socket_options(c);
 	c->ssl = SSL_new(c->site->ssl_ctx);
 	c->in = evbuffer_new();
 	c->ev_io = event_new(srv->base, fd, EV_READ | EV_WRITE | EV_PERSIST | EV_ET, on_io, c);
@@ -967,16 +791,27 @@ void conn_shutdown(struct conn *c)
 	}
 }
 
+const struct conn_record *conn_record(struct conn *c)
+{
+	c->rec.offload = ktls_offload(&c->ktls, c->fd);
+	return &c->rec;
+}
+
 void conn_free(struct conn *c)
 {
 	log_debug("conn %llu: closed in %s", (unsigned long long)c->id, state_names[c->state]);
 	stall_fini(c);
+	/* the record outlives the socket in /stats/recent: the last chance to ask for what
+	 * is only looked up when someone can see it */
+	if (c->srv->admin != NULL && stats_keeps_recent())
+		(void)conn_record(c);
 	c->rec.end_us = stall_now_us();
 	stats_remember(&c->rec);
 	if (c->ev_io != NULL)
 		event_free(c->ev_io);
 	if (c->ev_timer != NULL)
 		event_free(c->ev_timer);
+	response_fini(&c->resp);
 	send_release(c);
 	if (c->pipe[0] != -1) {
 		close(c->pipe[0]);
@@ -986,7 +821,6 @@ void conn_free(struct conn *c)
 	close(c->fd);
 	if (c->in != NULL)
 		evbuffer_free(c->in);
-	free(c->out.buf);
 	TAILQ_REMOVE(&c->srv->conns, c, link);
 	server_conn_closed(c->srv, c);
 	site_unref(c->site);

@@ -26,6 +26,7 @@
 #include "config.h"
 #include "http.h"
 #include "ktls.h"
+#include "response.h"
 #include "stall.h"
 #include "stats.h"
 
@@ -42,14 +43,6 @@ enum conn_state {
 const char *conn_state_name(enum conn_state s);
 
 struct body_sender;
-
-/* A bounded output buffer: response head and, for the copying senders, body bytes. */
-struct conn_out {
-	char *buf;
-	size_t cap, off, len;	/* pending bytes are buf[off..len) */
-	bool sealed;		/* a write was attempted on it: no appending until drained
-				 * (OpenSSL's retry rule for SSL_write) */
-};
 
 struct conn {
 	uint64_t id;
@@ -75,23 +68,13 @@ struct conn {
 	const struct body_sender *sender;	/* effective sender for this connection */
 	TAILQ_ENTRY(conn) link;
 
-	/* the response in flight */
-	struct conn_out out;
-	struct file_ref *file;	/* the body's file (fcache.h), NULL when none */
-	struct multipart *mp;		/* several ranges: the parts still to send (conn.c) */
-	int file_fd;			/* file->fi.fd, or -1 */
-	uint64_t file_off;		/* next file byte to hand to the kernel / read */
-	uint64_t body_left;		/* file bytes not yet taken from the file */
+	/* the response in flight (response.h: released only by response_reset()) */
+	struct response resp;
 	int pipe[2];			/* splice sender, created on first use */
-	size_t pipe_len;		/* bytes sitting in the pipe */
+	size_t pipe_len;		/* bytes sitting in the pipe (of the current response) */
 	bool keep_alive;
-	bool closing_after;		/* close (linger) once the response is out */
 	size_t head_len;		/* request head bytes to drain from in when done */
 	struct timeval t_request;
-	int status;
-	uint64_t resp_head_bytes, resp_body_bytes;	/* of the current response */
-	size_t out_head_left;		/* head bytes still in out (accounting) */
-	uint64_t body_total;		/* body bytes this response should carry */
 	char reqline[256];		/* for the access log */
 	char user_agent[128], referer[128];
 
@@ -116,9 +99,9 @@ void conn_free(struct conn *c);
  * writable (fairness between connections, or a mitigation that must try at once). */
 void conn_kick_write(struct conn *c);
 
-/* Grow the output buffer to at least cap bytes, keeping its contents. False when out of
- * memory (the buffer is unchanged and still usable). */
-bool conn_out_reserve(struct conn *c, size_t cap);
+/* c's record for /stats, with what is only looked up when someone asks (the kTLS
+ * offload, one sock_diag round trip, then cached) filled in. */
+const struct conn_record *conn_record(struct conn *c);
 
 /* Graceful shutdown: idle connections close now, busy ones after their response. */
 void conn_shutdown(struct conn *c);

@@ -208,12 +208,10 @@ void ktls_inspect(SSL *ssl, int fd, enum send_mode mode, struct ktls_state *st)
 	socklen_t ulen = sizeof(ulp) - 1;
 
 	st->tx = BIO_get_ktls_send(SSL_get_wbio(ssl)) == 1;
-	st->offload = "-";
+	st->offload = st->tx ? NULL : "-";	/* with kTLS: ktls_offload() asks when needed */
 	st->reason[0] = '\0';
-	if (st->tx) {
-		st->offload = diag_offload(fd);
+	if (st->tx)
 		return;
-	}
 	if (mode == SEND_MODE_USERSPACE) {
 		snprintf(st->reason, sizeof(st->reason), "disabled by send mode userspace");
 	} else if (!kernel_ok) {
@@ -226,6 +224,13 @@ void ktls_inspect(SSL *ssl, int fd, enum send_mode mode, struct ktls_state *st)
 		snprintf(st->reason, sizeof(st->reason), "OpenSSL did not engage kTLS for %s",
 			 SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)));
 	}
+}
+
+const char *ktls_offload(struct ktls_state *st, int fd)
+{
+	if (st->offload == NULL)
+		st->offload = st->tx ? diag_offload(fd) : "-";
+	return st->offload;
 }
 
 long long ktls_stat(const char *name)

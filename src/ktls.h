@@ -31,12 +31,20 @@ void ktls_prepare(SSL *ssl, enum send_mode mode);
 
 struct ktls_state {
 	bool tx;		/* the kernel encrypts what we write to the fd */
-	const char *offload;	/* "sw", "hw", "hw-record" or "?" (from sock_diag ULP info) */
+	const char *offload;	/* ktls_offload()'s answer once asked; NULL before */
 	char reason[128];	/* when !tx: why userspace */
 };
 
-/* After the handshake: what happened on this connection (fd is the socket). */
+/* After the handshake: what happened on this connection (fd is the socket). Cheap: the
+ * offload is left for ktls_offload(). */
 void ktls_inspect(SSL *ssl, int fd, enum send_mode mode, struct ktls_state *st);
+
+/* How the kernel encrypts this connection: "sw", "hw", "hw-record", "?" (sock_diag could
+ * not tell), or "-" without kTLS (or before the handshake). Asking costs a blocking
+ * netlink round trip (sock_diag, at most 200 ms), which has no place on every handshake:
+ * it is asked when someone will see the answer, once, and cached in st. fd: the
+ * connection's socket, still open. */
+const char *ktls_offload(struct ktls_state *st, int fd);
 
 /* Read /proc/net/tls_stat counter name (e.g. "TlsTxSw"); -1 if absent. */
 long long ktls_stat(const char *name);

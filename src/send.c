@@ -2,7 +2,6 @@
 #include "autoconf.h"
 #include "send.h"
 #include "conn.h"
-#include "fcache.h"
 #include "log.h"
 #include "server.h"
 #include "stall.h"
@@ -23,7 +22,6 @@ enum io_result io_from_errno(int e)
 #if EWOULDBLOCK != EAGAIN
 	case EWOULDBLOCK:
 #endif
-	case EINTR:
 		return IO_AGAIN;
 	case EPIPE:
 	case ECONNRESET:
@@ -41,15 +39,15 @@ enum io_result io_from_errno(int e)
 static enum io_result truncated(struct conn *c)
 {
 	log_msg(LOG_LEVEL_ERROR, "conn %llu: file truncated while sending \"%s\" at offset %llu",
-		(unsigned long long)c->id, c->reqline, (unsigned long long)c->file_off);
+		(unsigned long long)c->id, c->reqline, (unsigned long long)c->resp.off);
 	return IO_ERROR;
 }
 
 /* Count bytes of the response that the kernel (or OpenSSL) took. */
 static void account(struct conn *c, uint64_t head, uint64_t body)
 {
-	c->resp_head_bytes += head;
-	c->resp_body_bytes += body;
+	c->resp.head_bytes += head;
+	c->resp.body_bytes += body;
 	c->rec.bytes_head += head;
 	c->rec.bytes_body += body;
 	c->srv->n.bytes_by_sender[c->sender->mode] += head + body;
@@ -72,7 +70,7 @@ static enum io_result transport_write(struct conn *c, const char *p, size_t len,
 	if (!c->ktls.tx)
 		return timed(c, t0, tls_write(c->ssl, p, len, sent, want_write));
 	*want_write = 1;
-	n = send(c->fd, p, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+	n = SEND_RETRY(send(c->fd, p, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0)));
 	if (n >= 0) {
 		*sent = (size_t)n;
 		return timed(c, t0, IO_OK);
@@ -82,15 +80,15 @@ static enum io_result transport_write(struct conn *c, const char *p, size_t len,
 
 enum io_result send_flush_out(struct conn *c, bool more, size_t *sent, int *want_write)
 {
-	struct conn_out *o = &c->out;
+	struct response_buf *o = &c->resp.out;
 	enum io_result r;
 
 	*sent = 0;
 	o->sealed = true;
 	r = transport_write(c, o->buf + o->off, o->len - o->off, more, sent, want_write);
 	if (r == IO_OK) {
-		size_t h = *sent < c->out_head_left ? *sent : c->out_head_left;
-		c->out_head_left -= h;
+		size_t h = *sent < c->resp.head_left ? *sent : c->resp.head_left;
+		c->resp.head_left -= h;
 		account(c, h, *sent - h);
 		o->off += *sent;
 		if (o->off == o->len) {
@@ -108,23 +106,24 @@ size_t send_copy_size(const struct conn *c)
 
 bool send_pending(const struct conn *c)
 {
-	return c->out.len > c->out.off || c->pipe_len > 0 || c->body_left > 0;
+	return c->resp.out.len > c->resp.out.off || c->pipe_len > 0 || c->resp.left > 0;
 }
 
-/* Append up to max file bytes to c->out (copying senders). */
+/* Append up to max file bytes to c->resp.out (copying senders). */
 static enum io_result fill_out(struct conn *c, size_t max)
 {
-	struct conn_out *o = &c->out;
+	struct response *r = &c->resp;
+	struct response_buf *o = &r->out;
 	size_t room = o->cap - o->len;
 	ssize_t n;
 
-	if (o->sealed || c->body_left == 0 || room == 0)
+	if (o->sealed || r->left == 0 || room == 0)
 		return IO_OK;
 	if (room > max)
 		room = max;
-	if (room > c->body_left)
-		room = (size_t)c->body_left;
-	n = pread(c->file_fd, o->buf + o->len, room, (off_t)c->file_off);
+	if (room > r->left)
+		room = (size_t)r->left;
+	n = SEND_RETRY(pread(r->fd, o->buf + o->len, room, (off_t)r->off));
 	if (n == -1) {
 		log_msg(LOG_LEVEL_ERROR, "conn %llu: read error on \"%s\": %s",
 			(unsigned long long)c->id, c->reqline, strerror(errno));
@@ -133,64 +132,69 @@ static enum io_result fill_out(struct conn *c, size_t max)
 	if (n == 0)
 		return truncated(c);
 	o->len += (size_t)n;
-	c->file_off += (uint64_t)n;
-	c->body_left -= (uint64_t)n;
+	r->off += (uint64_t)n;
+	r->left -= (uint64_t)n;
 	return IO_OK;
 }
 
-/* write and userspace: pread into c->out, then write(2) on the kTLS socket or
+/* write and userspace: pread into c->resp.out, then write(2) on the kTLS socket or
  * SSL_write_ex — the transport is what differs, and transport_write() picks it. */
-static enum io_result send_copy(struct conn *c, size_t max, size_t *sent)
+static enum io_result send_copy(struct conn *c, size_t max, size_t *sent, int *want_write)
 {
-	int want_write;
+	struct response_buf *o = &c->resp.out;
 	enum io_result r;
 
 	*sent = 0;
+	*want_write = 1;
 	/* the buffer may have been sized for another sender (auto switched from sendfile,
 	 * whose buffer holds only the head): grow it, or every call moves only what fits */
-	if (c->out.len == 0 && c->out.cap < send_copy_size(c))
-		(void)conn_out_reserve(c, send_copy_size(c));
+	if (o->len == 0 && o->cap < send_copy_size(c))
+		(void)response_reserve(&c->resp, send_copy_size(c));
 	r = fill_out(c, max);
 	if (r != IO_OK)
 		return r;
-	if (c->out.len == c->out.off)
+	if (o->len == o->off)
 		return IO_OK;
-	r = send_flush_out(c, false, sent, &want_write);
-	return r;
+	/* SSL_write_ex may want a read first: the caller must wait for that edge */
+	return send_flush_out(c, false, sent, want_write);
 }
 
-static enum io_result send_sendfile(struct conn *c, size_t max, size_t *sent)
+static enum io_result send_sendfile(struct conn *c, size_t max, size_t *sent, int *want_write)
 {
-	off_t off = (off_t)c->file_off;
-	size_t len = max < c->body_left ? max : (size_t)c->body_left;
+	struct response *r = &c->resp;
+	off_t off = (off_t)r->off;
+	size_t len = max < r->left ? max : (size_t)r->left;
 	ssize_t n;
 
 	uint64_t t0 = stall_now_us();
 
 	*sent = 0;
-	n = sendfile(c->fd, c->file_fd, &off, len);
+	*want_write = 1;
+	n = SEND_RETRY(sendfile(c->fd, r->fd, &off, len));
 	if (n == -1) {
-		enum io_result r = timed(c, t0, io_from_errno(errno));
-		if (r == IO_ERROR)
+		enum io_result res = timed(c, t0, io_from_errno(errno));
+		if (res == IO_ERROR)
 			log_msg(LOG_LEVEL_ERROR, "conn %llu: sendfile: %s", (unsigned long long)c->id,
 				strerror(errno));
-		return r;
+		return res;
 	}
 	timed(c, t0, IO_OK);
 	if (n == 0)
 		return truncated(c);
-	c->file_off += (uint64_t)n;
-	c->body_left -= (uint64_t)n;
+	r->off += (uint64_t)n;
+	r->left -= (uint64_t)n;
 	account(c, 0, (uint64_t)n);
 	*sent = (size_t)n;
 	return IO_OK;
 }
 
-static enum io_result send_splice(struct conn *c, size_t max, size_t *sent)
+static enum io_result send_splice(struct conn *c, size_t max, size_t *sent, int *want_write)
 {
+	struct response *r = &c->resp;
 	ssize_t n;
 
 	*sent = 0;
+	*want_write = 1;
 	if (c->pipe[0] == -1) {
 		if (pipe2(c->pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
 			log_msg(LOG_LEVEL_ERROR, "conn %llu: pipe2: %s", (unsigned long long)c->id,
@@ -199,10 +203,10 @@ static enum io_result send_splice(struct conn *c, size_t max, size_t *sent)
 			return IO_ERROR;
 		}
 	}
-	if (c->pipe_len == 0 && c->body_left > 0) {
-		loff_t off = (loff_t)c->file_off;
-		size_t len = max < c->body_left ? max : (size_t)c->body_left;
-		n = splice(c->file_fd, &off, c->pipe[1], NULL, len, SPLICE_F_NONBLOCK);
+	if (c->pipe_len == 0 && r->left > 0) {
+		loff_t off = (loff_t)r->off;
+		size_t len = max < r->left ? max : (size_t)r->left;
+		n = SEND_RETRY(splice(r->fd, &off, c->pipe[1], NULL, len, SPLICE_F_NONBLOCK));
 		if (n == -1) {
 			log_msg(LOG_LEVEL_ERROR, "conn %llu: splice from file: %s",
 				(unsigned long long)c->id, strerror(errno));
@@ -211,18 +215,18 @@ static enum io_result send_splice(struct conn *c, size_t max, size_t *sent)
 		if (n == 0)
 			return truncated(c);
 		c->pipe_len = (size_t)n;
-		c->file_off += (uint64_t)n;
-		c->body_left -= (uint64_t)n;
+		r->off += (uint64_t)n;
+		r->left -= (uint64_t)n;
 	}
 	uint64_t t0 = stall_now_us();
-	n = splice(c->pipe[0], NULL, c->fd, NULL, c->pipe_len,
-		   SPLICE_F_NONBLOCK | (c->body_left > 0 ? SPLICE_F_MORE : 0));
+	n = SEND_RETRY(splice(c->pipe[0], NULL, c->fd, NULL, c->pipe_len,
+			      SPLICE_F_NONBLOCK | (r->left > 0 ? SPLICE_F_MORE : 0)));
 	if (n == -1) {
-		enum io_result r = timed(c, t0, io_from_errno(errno));
-		if (r == IO_ERROR)
+		enum io_result res = timed(c, t0, io_from_errno(errno));
+		if (res == IO_ERROR)
 			log_msg(LOG_LEVEL_ERROR, "conn %llu: splice to socket: %s",
 				(unsigned long long)c->id, strerror(errno));
-		return r;
+		return res;
 	}
 	timed(c, t0, IO_OK);
 	c->pipe_len -= (size_t)n;
@@ -249,11 +253,6 @@ const struct body_sender *send_pick(enum send_mode mode, bool ktls_tx)
 
 void send_release(struct conn *c)
 {
-	fcache_release(c->file);
-	c->file = NULL;
-	free(c->mp);
-	c->mp = NULL;
-	c->file_fd = -1;
 	if (c->pipe_len > 0) {
 		/* bytes left in the pipe belong to an aborted response: drop the pipe */
 		close(c->pipe[0]);
@@ -261,7 +260,4 @@ void send_release(struct conn *c)
 		c->pipe[0] = c->pipe[1] = -1;
 		c->pipe_len = 0;
 	}
-	c->body_left = 0;
-	c->out.off = c->out.len = 0;
-	c->out.sealed = false;
 }

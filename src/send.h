@@ -1,12 +1,14 @@
 /* send.h — the body senders: one small table of function pointers per send mode.
  *
- * A response body is (file fd, offset, bytes left). A sender moves at most max bytes
- * per call; switching a live connection to another mode is replacing c->sender. */
+ * A response body is (file fd, offset, bytes left) of c->resp (response.h). A sender
+ * moves at most max bytes per call; switching a live connection to another mode is
+ * replacing c->sender. */
 #ifndef KTLSD_SEND_H
 #define KTLSD_SEND_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <unistd.h>	/* TEMP_FAILURE_RETRY */
 
 #include "common.h"
 #include "config.h"
@@ -15,19 +17,28 @@ struct body_sender {
 	const char *name;
 	enum send_mode mode;
 	bool needs_ktls;	/* only meaningful on a kTLS socket */
-	bool copies;		/* goes through c->out (so headers coalesce with body) */
-	/* Move up to max body bytes; *sent = bytes the kernel or OpenSSL accepted. */
-	enum io_result (*send)(struct conn *c, size_t max, size_t *sent);
+	bool copies;		/* goes through c->resp.out (so headers coalesce with body) */
+	/* Move up to max body bytes of c->resp; *sent = bytes the kernel or OpenSSL
+	 * accepted. On IO_AGAIN *want_write says which edge to wait for: writability (1),
+	 * or readability (0: SSL_write_ex must read first). */
+	enum io_result (*send)(struct conn *c, size_t max, size_t *sent, int *want_write);
 };
 
 /* The sender for mode on a connection with (ktls_tx) or without kernel TLS; every mode
  * degrades to userspace without kTLS. */
 const struct body_sender *send_pick(enum send_mode mode, bool ktls_tx);
 
-/* errno → io_result, the one place where this is decided. */
+/* errno → io_result, the one place where this is decided. EINTR never gets here: an
+ * interrupted call is made again (SEND_RETRY), never turned into IO_AGAIN, because the
+ * events are edge-triggered — the socket may have been ready all along, and no new edge
+ * would come to end the wait. */
 enum io_result io_from_errno(int e);
 
-/* Write pending c->out bytes through the connection's transport (raw socket on kTLS,
+/* The call expression, made again while it fails with EINTR (glibc's TEMP_FAILURE_RETRY):
+ * every system call on the send and close paths goes through it. */
+#define SEND_RETRY(call) TEMP_FAILURE_RETRY(call)
+
+/* Write pending c->resp.out bytes through the connection's transport (raw socket on kTLS,
  * SSL_write otherwise). more: body bytes follow, keep the record open (MSG_MORE).
  * *sent = bytes written. On IO_AGAIN *want_write says whether to wait for writability
  * (1) or readability (0: OpenSSL must read first). */
@@ -42,7 +53,9 @@ size_t send_copy_size(const struct conn *c);
 /* Bytes the response still has to send (out buffer, pipe, file). */
 bool send_pending(const struct conn *c);
 
-/* Release per-response sender resources (pipe is kept for reuse). */
+/* Release per-response sender resources: bytes of an aborted response left in the pipe
+ * go with the pipe; an empty pipe is kept for reuse. The response itself is
+ * response_reset()'s. */
 void send_release(struct conn *c);
 
 #endif

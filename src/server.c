@@ -551,8 +551,14 @@ void server_free(struct server *srv)
 	for (size_t i = 0; i < srv->nlisteners; i++)
 		evconnlistener_free(srv->listeners[i]);
 	for (size_t i = 0; i < KTLSD_ARRAY_LEN(srv->ev_signals); i++)
-		if (srv->ev_signals[i] != NULL)
+		if (srv->ev_signals[i] != NULL) {
+			/* libevent gives the signal its default action back, which for SIGTERM
+			 * is death: a second SIGTERM while the process only exits (systemd, an
+			 * operator) must not turn a clean stop into a kill */
+			int sig = event_get_signal(srv->ev_signals[i]);
 			event_free(srv->ev_signals[i]);
+			signal(sig, SIG_IGN);
+		}
 	if (srv->ev_stop_timer != NULL)
 		event_free(srv->ev_stop_timer);
 	if (srv->ev_accept_retry != NULL)

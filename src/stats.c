@@ -24,6 +24,11 @@ void stats_configure(unsigned recent)
 	recent_capacity = recent;
 }
 
+bool stats_keeps_recent(void)
+{
+	return recent_capacity > 0;
+}
+
 void stats_remember(const struct conn_record *rec)
 {
 	if (ring == NULL && recent_capacity > 0) {
@@ -124,12 +129,14 @@ static void json_totals(struct server *srv, struct evbuffer *o)
 		"\"totals\":{\"connections_open\":%u,\"accepted\":%" PRIu64 ",\"closed\":%" PRIu64
 		",\"requests\":%" PRIu64 ",\"bytes_sent\":%" PRIu64 ",\"handshakes_failed\":%" PRIu64
 		",\"timeouts\":%" PRIu64 ",\"aborted\":%" PRIu64 ",\"ktls_tx\":%" PRIu64
-		",\"ktls_fallback\":%" PRIu64 ",\"mitigations\":%" PRIu64
+		",\"ktls_fallback\":%" PRIu64 ",\"ktls_disabled\":%" PRIu64
+		",\"mitigations\":%" PRIu64
 		",\"auto_learned_cap\":%s,\"auto_capped_starts\":%" PRIu64 ",\"stall_ms_total\":%" PRIu64
 		",\"corked_waits\":%" PRIu64
 		",\"stalls\":{",
 		srv->nconns, n->accepted, n->closed, n->requests, n->bytes_sent, n->handshakes_failed,
-		n->timeouts, n->aborted, n->ktls_tx, n->ktls_fallback, n->mitigations,
+		n->timeouts, n->aborted, n->ktls_tx, n->ktls_fallback, n->ktls_disabled,
+		n->mitigations,
 		srv->learn.capped ? "true" : "false", n->auto_capped_starts, n->stall_ms_total,
 		n->corked_waits);
 	for (int i = 0; i < STALL_CAUSE_MAX; i++)
@@ -179,7 +186,7 @@ void stats_json(struct server *srv, struct evbuffer *o)
 		if (!first)
 			evbuffer_add(o, ",", 1);
 		first = false;
-		json_record(o, &c->rec, now, stall_current_ms(c));
+		json_record(o, conn_record(c), now, stall_current_ms(c));
 	}
 	evbuffer_add_printf(o, "]}\n");
 }
@@ -216,9 +223,10 @@ void stats_text(struct server *srv, struct evbuffer *o)
 			    ktls_kernel_available() ? "" : ": ",
 			    ktls_kernel_available() ? "" : ktls_kernel_reason());
 	evbuffer_add_printf(o, "connections %u open, %" PRIu64 " accepted; %" PRIu64 " requests; "
-			    "%.1f MiB sent; kTLS %" PRIu64 ", fallback %" PRIu64 "\n",
-			    srv->nconns, n->accepted, n->requests, (double)n->bytes_sent / (1 << 20),
-			    n->ktls_tx, n->ktls_fallback);
+			    "%.1f MiB sent; kTLS %" PRIu64 ", fallback %" PRIu64 ", disabled %" PRIu64
+			    "\n", srv->nconns, n->accepted, n->requests,
+			    (double)n->bytes_sent / (1 << 20), n->ktls_tx, n->ktls_fallback,
+			    n->ktls_disabled);
 	evbuffer_add_printf(o, "stalls");
 	for (int i = 0; i < STALL_CAUSE_MAX; i++)
 		evbuffer_add_printf(o, " %s %" PRIu64, stall_cause_name((enum stall_cause)i), n->stalls[i]);

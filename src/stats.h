@@ -46,6 +46,9 @@ struct server;
 /* How many closed connections /stats/recent keeps (config stats.recent). */
 void stats_configure(unsigned recent);
 
+/* Does the ring of recent connections keep anything (stats.recent > 0)? */
+bool stats_keeps_recent(void);
+
 /* Keep rec of a closing connection in the ring of recent ones (bounded). */
 void stats_remember(const struct conn_record *rec);
 

@@ -32,6 +32,15 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 	return SSL_TLSEXT_ERR_OK;
 }
 
+/* The reason of OpenSSL's last queued error, never NULL: ERR_reason_error_string() is
+ * NULL for an empty queue or a code without a string, and a NULL "%s" is undefined. */
+static const char *last_reason(void)
+{
+	const char *r = ERR_reason_error_string(ERR_peek_last_error());
+
+	return r != NULL ? r : "unknown OpenSSL error";
+}
+
 /* An in-memory self-signed certificate for --demo: nothing to create on disk, nothing to
  * clean up, and a new key every start. */
 static int demo_cert(SSL_CTX *ctx, char *err, size_t errlen)
@@ -68,7 +77,7 @@ static int demo_cert(SSL_CTX *ctx, char *err, size_t errlen)
 out:
 	if (!ok) {
 		snprintf(err, errlen, "cannot make the demo certificate: %s",
-			 ERR_reason_error_string(ERR_peek_last_error()));
+			 last_reason());
 		ERR_clear_error();
 	}
 	X509_EXTENSION_free(ext);
@@ -92,12 +101,12 @@ static int load_cert(SSL_CTX *ctx, const char *cert, const char *key, char *err,
 	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
 		snprintf(err, errlen, "cannot load certificate \"%s\": %s", cert,
-			 ERR_reason_error_string(ERR_peek_last_error()));
+			 last_reason());
 		return -1;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
 		snprintf(err, errlen, "cannot load private key \"%s\": %s", key,
-			 ERR_reason_error_string(ERR_peek_last_error()));
+			 last_reason());
 		return -1;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
@@ -303,11 +312,9 @@ fail:
 	return NULL;
 }
 
-/* Map the result of an SSL_* call to io_result, in one place. */
-static enum io_result map_ssl(SSL *ssl, int ret, int *want_write, const char *what)
+/* Map the SSL_get_error() code e of an SSL_* call to io_result, in one place. */
+static enum io_result map_ssl(int e, int *want_write, const char *what)
 {
-	int e = SSL_get_error(ssl, ret);
-
 	*want_write = 0;
 	switch (e) {
 	case SSL_ERROR_WANT_READ:
@@ -318,7 +325,7 @@ static enum io_result map_ssl(SSL *ssl, int ret, int *want_write, const char *wh
 	case SSL_ERROR_ZERO_RETURN:
 		return IO_PEER_GONE;
 	case SSL_ERROR_SYSCALL:
-		if (errno == EAGAIN || errno == EINTR) {
+		if (errno == EAGAIN) {
 			ERR_clear_error();
 			return IO_AGAIN;
 		}
@@ -336,46 +343,49 @@ static enum io_result map_ssl(SSL *ssl, int ret, int *want_write, const char *wh
 	}
 }
 
+enum tls_op { TLS_HANDSHAKE, TLS_READ, TLS_WRITE };
+
+/* One handshake step, read or write. A call whose socket read or write a signal
+ * interrupted (OpenSSL reports EINTR as "want read/write") is made again at once:
+ * the events are edge-triggered, and the socket that was ready all along would bring no
+ * new edge to end the wait. errno is cleared before each call, so EINTR is this call's. */
+static enum io_result tls_step(SSL *ssl, enum tls_op op, void *rbuf, const void *wbuf,
+			       size_t len, size_t *n, int *want_write)
+{
+	static const char *const what[] = { "TLS handshake", "TLS read", "TLS write" };
+	int r, e;
+
+	do {
+		ERR_clear_error();
+		errno = 0;
+		switch (op) {
+		case TLS_HANDSHAKE: r = SSL_do_handshake(ssl); break;
+		case TLS_READ: r = SSL_read_ex(ssl, rbuf, len, n); break;
+		default: r = SSL_write_ex(ssl, wbuf, len, n); break;
+		}
+		if (r == 1) {
+			*want_write = 0;
+			return IO_OK;
+		}
+		e = SSL_get_error(ssl, r);
+	} while (errno == EINTR && (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ||
+				    e == SSL_ERROR_SYSCALL));
+	return map_ssl(e, want_write, what[op]);
+}
+
 enum io_result tls_handshake(SSL *ssl, int *want_write)
 {
-	int r;
-
-	ERR_clear_error();
-	errno = 0;
-	r = SSL_do_handshake(ssl);
-	if (r == 1) {
-		*want_write = 0;
-		return IO_OK;
-	}
-	return map_ssl(ssl, r, want_write, "TLS handshake");
+	return tls_step(ssl, TLS_HANDSHAKE, NULL, NULL, 0, NULL, want_write);
 }
 
 enum io_result tls_read(SSL *ssl, void *buf, size_t len, size_t *n, int *want_write)
 {
-	int r;
-
-	ERR_clear_error();
-	errno = 0;
-	r = SSL_read_ex(ssl, buf, len, n);
-	if (r == 1) {
-		*want_write = 0;
-		return IO_OK;
-	}
-	return map_ssl(ssl, r, want_write, "TLS read");
+	return tls_step(ssl, TLS_READ, buf, NULL, len, n, want_write);
 }
 
 enum io_result tls_write(SSL *ssl, const void *buf, size_t len, size_t *n, int *want_write)
 {
-	int r;
-
-	ERR_clear_error();
-	errno = 0;
-	r = SSL_write_ex(ssl, buf, len, n);
-	if (r == 1) {
-		*want_write = 0;
-		return IO_OK;
-	}
-	return map_ssl(ssl, r, want_write, "TLS write");
+	return tls_step(ssl, TLS_WRITE, NULL, buf, len, n, want_write);
 }
 
 const char *tls_cipher_name(const SSL *ssl)

@@ -11,6 +11,7 @@ clients get still follows the files:
   - a reload (new document root) empties it at once.
 """
 import os
+import re
 import signal
 import sys
 import time
@@ -162,6 +163,34 @@ def entries_0_turns_the_cache_off():
         c.close()
         s = fc(d)
         assert s["capacity"] == 0 and s["hits"] == 0 and s["entries"] == 0, s
+
+
+@test
+def without_the_cache_heads_304s_and_empty_files_are_answered_cleanly():
+    # Uncached, the request's reference is the file's last one: a response head that
+    # still pointed into the file (its ETag) after the file was let go was a
+    # heap-use-after-free (ASan) in exactly these answers without a body.
+    with Daemon(conf_extra="file_cache = { entries = 0; };\n") as d:
+        d.put("a.txt", "alpha\n")
+        d.put("empty.txt", "")
+        c = d.conn()
+        get = c.request("GET", "/a.txt")
+        etag = get.header("etag")
+        assert get.status == 200 and etag and etag.startswith('"'), get.headers
+        head = c.request("HEAD", "/a.txt")
+        assert head.status == 200 and head.header("etag") == etag, head.headers
+        assert head.header("content-length") == "6", head.headers
+        nm = c.request("GET", "/a.txt", {"If-None-Match": etag})
+        assert nm.status == 304 and nm.header("etag") == etag and nm.body == b"", nm.headers
+        ims = c.request("GET", "/a.txt", {"If-Modified-Since": get.header("last-modified")})
+        assert ims.status == 304 and ims.header("etag") == etag, ims.headers
+        empty = c.request("GET", "/empty.txt")
+        assert empty.status == 200 and empty.body == b"", empty
+        assert empty.header("etag", "").startswith('"'), empty.headers
+        for r in (head, nm, ims, empty):
+            assert re.fullmatch(r'"[0-9a-f]+\.[0-9a-f]+-[0-9a-f]+"', r.header("etag")), \
+                r.headers
+        c.close()
 
 
 @test

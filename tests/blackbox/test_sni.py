@@ -2,11 +2,14 @@
 served to clients whose server name matches one of its names; anything else gets the
 default one."""
 import os
+import re
+import signal
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ktlsd_test import KTLSD, Daemon, client_context, run_tests, test  # noqa: E402
+from ktlsd_test import (KTLSD, SANITIZER_RE, Daemon, client_context, run_tests,  # noqa: E402
+                        test, wait_until)
 
 
 def cert_with_names(d, name, sans):
@@ -78,6 +81,61 @@ def sni_config_errors_name_the_line():
         assert p.returncode == 1 and b"/nonexistent.crt" in p.stderr, p.stderr
     finally:
         d.cleanup()
+
+
+def sni_line(crt, key):
+    return "tls = { sni = ( { certificate = \"%s\";\n private_key = %s; } );\n certificate" % (
+        crt, key)
+
+
+@test
+def sni_bad_private_key_is_reported_without_leaks():
+    # the certificate path, read before the bad private_key, used to be leaked
+    d = Daemon(start=False)
+    try:
+        b_crt, _ = cert_with_names(d, "b-cert", "DNS:b.test")
+        garbage = os.path.join(d.tmp, "garbage.key")
+        with open(garbage, "w") as f:
+            f.write("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+        for key, what in (("5", r"bad\.conf:\d+: private_key: must be a string"),
+                          ("[ \"x\" ]", r"bad\.conf:\d+: private_key: must be a string"),
+                          ('"%s"' % garbage, r"cannot load private key \"%s\": \S" %
+                           re.escape(garbage)),
+                          ('"%s"' % d.key, r"key values mismatch|does not match")):
+            path = os.path.join(d.tmp, "bad.conf")
+            with open(path, "w") as f:
+                f.write(d.conf_text.replace("tls = { certificate", sni_line(b_crt, key)))
+            p = subprocess.run([KTLSD, "-t", "-c", path], capture_output=True, timeout=20,
+                               env=dict(os.environ, ASAN_OPTIONS="detect_leaks=1"))
+            err = p.stderr.decode(errors="replace")
+            assert not SANITIZER_RE.search(err), err
+            assert p.returncode == 1 and re.search(what, err), (key, p.returncode, err)
+            assert "(null)" not in err, err
+    finally:
+        d.cleanup()
+
+
+@test
+def failed_reloads_with_a_bad_sni_key_leak_nothing():
+    d = Daemon(start=False)
+    with d:
+        d.start()
+        d.put("a.txt", "still here\n")
+        b_crt, b_key = cert_with_names(d, "b-cert", "DNS:b.test")
+        good = d.conf_text
+        for n, key in enumerate(("5", '"%s"' % d.key, '"/nonexistent.key"'), 1):
+            d.edit_conf("tls = { certificate", sni_line(b_crt, key))
+            d.signal(signal.SIGHUP)
+            wait_until(lambda: len(re.findall("reload failed", d.log())) >= n, 10,
+                       what="reload %d to fail" % n)
+            assert d.get("/a.txt").body == b"still here\n"
+            d.conf_text = good
+        # and a good one still works after them
+        d.edit_conf("tls = { certificate", sni_line(b_crt, '"%s"' % b_key))
+        d.signal(signal.SIGHUP)
+        d.wait_log(r"reloaded ", 10)
+        assert served_cn(d, "b.test") == "b-cert"
+        # stop() fails on a LeakSanitizer report at exit
 
 
 if __name__ == "__main__":

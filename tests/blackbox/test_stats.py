@@ -1,6 +1,7 @@
 """The stats endpoint and stall detection without kTLS: /stats JSON, /stats/recent,
 /metrics in strict Prometheus text format, totals that add up with what clients got, and
 a zero-window stall (a client that stops reading) detected within threshold + 1 s."""
+import json
 import os
 import re
 import shutil
@@ -106,8 +107,9 @@ def stats_json_and_metrics_add_up():
         assert m["ktlsd_connections_accepted_total"][""] == 4
         by_mode = m["ktlsd_bytes_sent_total"]
         assert sum(by_mode.values()) == t["bytes_sent"], (by_mode, t["bytes_sent"])
-        assert set(m["ktlsd_stalls_total"]) == {'cause="corked-record"', 'cause="zero-window"',
-                                                'cause="congestion"', 'cause="unknown"'}
+        assert set(m["ktlsd_stalls_total"]) == {'cause="corked-record"', 'cause="persist-crawl"',
+                                                'cause="zero-window"', 'cause="congestion"',
+                                                'cause="unknown"'}
         if shutil.which("promtool"):
             p = subprocess.run(["promtool", "check", "metrics"], input=text.encode(),
                                capture_output=True, timeout=30)
@@ -209,6 +211,113 @@ def prometheus_checker_rejects_bad_exposition():
         except AssertionError:
             continue
         raise AssertionError("accepted %r" % bad)
+
+
+@test
+def ktls_disabled_is_counted_in_every_view():
+    # send mode userspace turns kTLS off by choice: "disabled", not "fallback"; the JSON
+    # and the text view used to miss the count that /metrics had
+    with Daemon(stats=True, send_mode="userspace", files={"a.txt": "a\n"}) as d:
+        for _ in range(2):
+            assert d.get("/a.txt").status == 200
+        t = d.stats()["totals"]
+        assert t["ktls_disabled"] == 2 and t["ktls_fallback"] == 0 and t["ktls_tx"] == 0, t
+        text = d.stats("/stats/text", raw=True).decode()
+        assert re.search(r"kTLS 0, fallback 0, disabled 2\b", text), text
+        m = parse_prometheus(d.stats("/metrics", raw=True).decode())
+        assert m["ktlsd_ktls_tx_total"]['result="disabled"'] == 2, m["ktlsd_ktls_tx_total"]
+        from ktlsd_test import KTLSD
+        p = subprocess.run([KTLSD, "stats", "--stats-listen", "127.0.0.1:%d" % d.stats_port],
+                           capture_output=True, timeout=20)
+        assert p.returncode == 0 and b"disabled 2" in p.stdout, p.stdout + p.stderr
+    with Daemon(stats=True, send_mode="sendfile", files={"a.txt": "a\n"}) as d:
+        assert d.get("/a.txt").status == 200
+        t = d.stats()["totals"]
+        if t["ktls_tx"] == 0:      # no kTLS here: the sendfile mode fell back
+            assert t["ktls_fallback"] == 1 and t["ktls_disabled"] == 0, t
+
+
+@test
+def ktlsd_stats_command_prints_answers_over_64_kib_whole():
+    # /stats with 120 live connections and /stats/recent with 300 records are each well
+    # over 64 KiB, where `ktlsd stats` used to cut its output without a word
+    from ktlsd_test import KTLSD
+    d = Daemon(stats=True, start=False, timeouts={"keepalive": 60}, files={"a.txt": "a\n"})
+    d.edit_conf('stats = { listen = "127.0.0.1:0"; };',
+                'stats = { listen = "127.0.0.1:0"; recent = 1000; };')
+    with d:
+        d.start()
+        addr = "127.0.0.1:%d" % d.stats_port
+        for _ in range(300):
+            assert d.get("/a.txt").status == 200
+        held = [d.conn() for _ in range(120)]
+        for c in held:
+            assert c.request("GET", "/a.txt").status == 200
+        p = subprocess.run([KTLSD, "stats", "--stats-listen", addr, "--json"],
+                           capture_output=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        assert len(p.stdout) > 65536, len(p.stdout)
+        live = json.loads(p.stdout)["connections"]
+        assert len(live) == 120, len(live)
+        wait_until(lambda: len(d.recent()) >= 300, 5)
+        p = subprocess.run([KTLSD, "stats", "--stats-listen", addr, "--recent"],
+                           capture_output=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        assert len(p.stdout) > 65536, len(p.stdout)
+        recent = json.loads(p.stdout)["recent"]
+        assert len(recent) == 300 and all(r["requests"] == 1 for r in recent), len(recent)
+        p = subprocess.run([KTLSD, "stats", "--stats-listen", addr], capture_output=True,
+                           timeout=30)
+        assert p.returncode == 0 and p.stdout.decode().count(" keepalive ") == 120, p.stdout
+        for c in held:
+            c.close()
+
+
+def fake_stats_listener(answer_parts):
+    """A one-shot stats listener on a free port that answers with the byte strings
+    answer_parts (a generator is fine) and closes. Returns (address, thread)."""
+    import threading
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+
+    def serve():
+        c, _ = ls.accept()
+        try:
+            c.recv(4096)
+            for part in answer_parts:
+                c.sendall(part)
+        except OSError:
+            pass        # the client gave up: that is what some cases test
+        finally:
+            c.close()
+            ls.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return "127.0.0.1:%d" % ls.getsockname()[1], t
+
+
+@test
+def ktlsd_stats_command_refuses_cut_and_oversized_answers():
+    from ktlsd_test import KTLSD
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+    # fewer bytes than announced: an error, not a silent half
+    addr, t = fake_stats_listener([head + b"Content-Length: 100\r\n\r\n" + b"x" * 40])
+    p = subprocess.run([KTLSD, "stats", "--stats-listen", addr], capture_output=True,
+                       timeout=30)
+    t.join(5)
+    assert p.returncode == 1 and p.stdout == b"", p
+    assert b"cut short (40 of 100 bytes)" in p.stderr, p.stderr
+    # beyond the bound (256 MiB): a clear error, nothing printed
+    block = b"y" * (1 << 20)
+    addr, t = fake_stats_listener(
+        part for part in [head + b"\r\n"] + [block] * 260)
+    p = subprocess.run([KTLSD, "stats", "--stats-listen", addr], capture_output=True,
+                       timeout=60)
+    t.join(10)
+    assert p.returncode == 1 and p.stdout == b"", (p.returncode, len(p.stdout))
+    assert b"larger than 256 MiB" in p.stderr, p.stderr
 
 
 if __name__ == "__main__":
