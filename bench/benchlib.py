@@ -304,12 +304,14 @@ class Server:
 class Ktlsd(Server):
     name = "ktlsd"
 
-    def __init__(self, binary, *a, send_mode="sendfile", chunk=None, name=None, **kw):
+    def __init__(self, binary, *a, send_mode="sendfile", chunk=None, name=None, lowat=None,
+                 **kw):
         if name:
             self.name = name        # a second ktlsd with other settings: its own dir
         self.binary = binary
         self.send_mode = send_mode
-        self.chunk = chunk          # send.chunk (None: ktlsd's default, 65536)
+        self.chunk = chunk          # send.chunk (None: ktlsd's default)
+        self.lowat = lowat          # send.notsent_lowat (None: the kernel's default)
         super().__init__(*a, **kw)
 
     def write_config(self, port):
@@ -324,8 +326,9 @@ class Ktlsd(Server):
             'tls = { certificate = "%s"; private_key = "%s"; ciphersuites = "%s"; };\n'
             % (self.crt, self.key, self.cipher) +
             'log = { error = "%s"; access = "off"; level = "notice"; };\n' % self.errlog +
-            'send = { mode = "%s";%s };\n' % (
-                self.send_mode, " chunk = %d;" % self.chunk if self.chunk else "") +
+            'send = { mode = "%s";%s%s };\n' % (
+                self.send_mode, " chunk = %d;" % self.chunk if self.chunk else "",
+                " notsent_lowat = %d;" % self.lowat if self.lowat else "") +
             timeouts +
             ("run_as_root = true;\n" if os.geteuid() == 0 else ""))
         path = os.path.join(self.dir, "ktlsd.conf")

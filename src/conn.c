@@ -475,11 +475,22 @@ static enum step do_read(struct conn *c)
 	return STEP_CLOSE;
 }
 
+/* The record outlives the socket in /stats/recent: the last chance to ask the kernel for
+ * what is only looked up when someone can see it (sock_diag, once per connection). */
+static void ask_offload_for_the_record(struct conn *c)
+{
+	if (c->srv->admin != NULL && stats_keeps_recent())
+		(void)conn_record(c);
+}
+
 /* Close gracefully: close_notify, FIN, then drain what the client still sends so that
  * our close() does not turn into an RST that destroys the response in its receive
  * buffer (the reason for nginx's lingering_close). */
 static enum step begin_close(struct conn *c)
 {
+	/* while the socket is still established: once both FINs are exchanged the kernel
+	 * answers sock_diag for the 4-tuple with a time-wait entry, without the ULP info */
+	ask_offload_for_the_record(c);
 	ERR_clear_error();
 	SSL_shutdown(c->ssl);	/* one try: a full socket buffer just means no close_notify */
 	ERR_clear_error();
@@ -801,10 +812,7 @@ void conn_free(struct conn *c)
 {
 	log_debug("conn %llu: closed in %s", (unsigned long long)c->id, state_names[c->state]);
 	stall_fini(c);
-	/* the record outlives the socket in /stats/recent: the last chance to ask for what
-	 * is only looked up when someone can see it */
-	if (c->srv->admin != NULL && stats_keeps_recent())
-		(void)conn_record(c);
+	ask_offload_for_the_record(c);
 	c->rec.end_us = stall_now_us();
 	stats_remember(&c->rec);
 	if (c->ev_io != NULL)
