@@ -302,8 +302,6 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	if (!has_data_to_send(c, &s)) {
 		if (c->stall.in_stall)
 			stall_end(c, now);
-		if (c->stall.probe && c->rec.stalls == 0)
-			learn_probe_ok(c);
 		c->stall.active = false;	/* idle: stop ticking until the next response */
 		return;
 	}
@@ -323,6 +321,12 @@ void stall_fini(struct conn *c)
 {
 	if (c->stall.in_stall)
 		stall_end(c, stall_now_us());
+	/* A probe connection is judged once, at its end, however many responses it carried
+	 * (counted per response, one keep-alive probe could undo the lesson alone); and only
+	 * if its socket buffer ever filled (an EAGAIN): a connection of small responses never
+	 * meets the trigger and proves nothing. */
+	if (c->stall.probe && c->rec.eagain > 0 && c->rec.stalls == 0 && c->rec.corked_waits == 0)
+		learn_probe_ok(c);
 	if (c->stall.ev_tick != NULL)
 		event_free(c->stall.ev_tick);
 	c->stall.ev_tick = NULL;

@@ -17,6 +17,7 @@ PY=${PYTHON3:-python3}
 # work; prefer the system interpreter
 case $(command -v "$PY" 2>/dev/null) in */shims/*) PY=/usr/bin/python3 ;; esac
 UML=$TOP_SRCDIR/tests/uml
+K=${KTLSD_UML_KERNEL:-$(uname -r)}	# every result line names the kernel
 
 pass=0 fail=0 skip=0 first_fail=
 run_case() {
@@ -26,9 +27,9 @@ run_case() {
 	"$@"
 	rc=$?
 	case $rc in
-	0) pass=$((pass + 1)); echo "--- PASS $name" ;;
-	77) skip=$((skip + 1)); echo "--- SKIP $name" ;;
-	*) fail=$((fail + 1)); echo "--- FAIL $name (exit $rc)"; [ -n "$first_fail" ] || first_fail=$rc ;;
+	0) pass=$((pass + 1)); echo "--- PASS [$K] $name" ;;
+	77) skip=$((skip + 1)); echo "--- SKIP [$K] $name" ;;
+	*) fail=$((fail + 1)); echo "--- FAIL [$K] $name (exit $rc)"; [ -n "$first_fail" ] || first_fail=$rc ;;
 	esac
 }
 
@@ -40,7 +41,7 @@ run_case ktlsd_robust "$PY" "$UML/test_robust_ktls.py"
 [ -n "${KTLSD_UML_SELFTEST:-}" ] && run_case kernel_tls_selftest "$PY" "$UML/kernel_tls_selftest.py"
 # ---- end of cases ------------------------------------------------------------
 
-echo "--- guest-tests: $pass passed, $fail failed, $skip skipped"
+echo "--- guest-tests [$K]: $pass passed, $fail failed, $skip skipped"
 [ -n "$first_fail" ] && exit "$first_fail"
 [ "$pass" = 0 ] && [ "$skip" -gt 0 ] && exit 77
 exit 0

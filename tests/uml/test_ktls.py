@@ -341,6 +341,46 @@ def auto_mode_under_lowat_completes_and_mitigates_only_where_needed():
 
 
 @test
+def the_sysctl_low_water_mark_is_the_same_trigger_and_auto_handles_it():
+    """net.ipv4.tcp_notsent_lowat = 16384 (a common tuning) applies to every socket without
+    its own: sendfile behaves as with --notsent-lowat 16384 on this kernel, and auto, which
+    reads the sysctl, raises the socket's mark where it must."""
+    need_ktls()
+    path = "/proc/sys/net/ipv4/tcp_notsent_lowat"
+    with open(path) as f:
+        old = f.read().strip()
+    try:
+        with open(path, "w") as f:
+            f.write("16384")
+        for mode in ("sendfile", "auto"):
+            kind = expect("sendfile") if mode == "sendfile" else expect("auto")
+            with daemon(mode) as d:
+                big = d.put_random("f.bin", 16 * MIB, seed=10)
+                done, got, took = download_with_deadline(
+                    d, "/f.bin", 6 if kind in ("stall", "crawl") else 90)
+                wait_until(lambda: d.stats()["totals"]["connections_open"] == 0, 10)
+                rec = d.recent()[0]
+                print("   %s sysctl lowat 16384, %-8s %s: %.1f MiB in %.1f s, stalls %d, "
+                      "mitigations %d, lowat now %d" % (PROFILE, mode, kind, got / MIB, took,
+                                                         rec["stalls"], rec["mitigations"],
+                                                         rec["notsent_lowat"]))
+                if kind in ("stall", "crawl"):
+                    assert not done and rec["stalls"] >= 1, (mode, rec)
+                    assert rec["notsent_lowat"] == 16384, rec
+                    continue
+                assert done and got == 16 * MIB, (mode, done, got, took)
+                assert sha256_file(os.path.join(d.tmp, "dl")) == sha256_file(big), mode
+                assert rec["stalls"] == 0, rec
+                if kind == "mitigated":
+                    assert rec["mitigations"] >= 1 and rec["notsent_lowat"] == 65536, rec
+                else:
+                    assert rec["mitigations"] == 0 and rec["notsent_lowat"] == 16384, rec
+    finally:
+        with open(path, "w") as f:
+            f.write(old)
+
+
+@test
 def auto_mode_learns_to_start_with_the_lever():
     need_ktls()
     kind = expect("auto")
