@@ -323,10 +323,14 @@ static bool open_gzipped(struct conn *c, const char *rel, struct file_ref **fh)
 {
 	char gz[PATH_MAX_BYTES];
 	int n = snprintf(gz, sizeof(gz), "%s.gz", rel);
+	enum file_result r;
 
-	return n > 0 && (size_t)n < sizeof(gz) &&
-	       fcache_open(c->srv->fcache, c->site->gen, c->site->rootfd, gz, false, c->cfg->index,
-			   fh) == FILE_OK;
+	if (n <= 0 || (size_t)n >= sizeof(gz))
+		return false;
+	r = fcache_open(c->srv->fcache, c->site->gen, c->site->rootfd, gz, false, c->cfg->index, fh);
+	if (r == FILE_DIRECTORY)	/* only with a slash, so never here; but never a leak */
+		fcache_release(*fh);
+	return r == FILE_OK;
 }
 
 static enum step handle_request(struct conn *c, const struct http_request *req)
@@ -354,6 +358,9 @@ static enum step handle_request(struct conn *c, const struct http_request *req)
 	case FILE_OK:
 		return respond_file(c, req, fh, slash || strcmp(rel, ".") == 0 ? c->cfg->index : rel,
 				    false);
+	case FILE_DIRECTORY:
+		fcache_release(fh);
+		return respond_error(c, 403, head_only);
 	case FILE_REDIRECT: return respond_redirect(c, req, head_only);
 	case FILE_NOT_FOUND: return respond_error(c, 404, head_only);
 	case FILE_FORBIDDEN: return respond_error(c, 403, head_only);
