@@ -568,6 +568,8 @@ static enum step do_send(struct conn *c)
 			r = c->sender->send(c, c->chunk, &n, &ww);
 		else if (response_has_next_part(resp))	/* the next part of several ranges */
 			r = response_next_part(&c->resp, copy_room(c)) ? IO_OK : IO_ERROR;
+		else if (response_has_body_left(resp))	/* the next piece of a listing */
+			r = response_next_body_piece(&c->resp) ? IO_OK : IO_ERROR;
 		else
 			return response_done(c);
 		switch (r) {
