@@ -141,25 +141,27 @@ static void listing_free(struct listing *l)
 	free(l->e);
 }
 
-/* Does the link to name (in a directory whose request path is dir_len bytes long) come
- * back to name through the request path parser, within the request line limit? scratch
- * is a reusable buffer. */
-static bool linkable(struct evbuffer *scratch, const char *name, size_t len, size_t dir_len,
+/* Does a link to name (in a directory whose request path is dir_len bytes long) lead
+ * back to name through the request path parser, within the request line limit? The
+ * parser judges decoded bytes only, so the name is handed to it with every byte
+ * percent-encoded: what it decides is what it decides for the link on the page. */
+static bool linkable(const char *name, size_t len, size_t dir_len,
 		     const struct autoindex_settings *s)
 {
-	char link[3 * NAME_MAX + 2], back[NAME_MAX + 1];
-	size_t n;
+	static const char hex[] = "0123456789abcdef";
+	char link[1 + 3 * NAME_MAX], back[NAME_MAX + 1];
 	bool slash;
 
-	evbuffer_drain(scratch, evbuffer_get_length(scratch));
-	if (evbuffer_add(scratch, "/", 1) == -1 || escape_uri_segment(scratch, name, len) == -1)
-		return false;
-	n = evbuffer_get_length(scratch);
 	/* "GET " DIR NAME "/ HTTP/1.1" */
-	if (n >= sizeof(link) || dir_len + n + 14 > s->max_request_line)
+	if (len > NAME_MAX || dir_len + escape_uri_segment_len(name, len) + 14 > s->max_request_line)
 		return false;
-	evbuffer_copyout(scratch, link, n);
-	return path_normalize(link, n, back, sizeof(back), &slash) == PATH_OK &&
+	link[0] = '/';
+	for (size_t i = 0; i < len; i++) {
+		link[1 + 3 * i] = '%';
+		link[2 + 3 * i] = hex[(unsigned char)name[i] >> 4];
+		link[3 + 3 * i] = hex[(unsigned char)name[i] & 15];
+	}
+	return path_normalize(link, 1 + 3 * len, back, sizeof(back), &slash) == PATH_OK &&
 	       strlen(back) == len && memcmp(back, name, len) == 0;
 }
 
@@ -195,34 +197,35 @@ static enum file_result probe(int rootfd, const char *rel, const struct dirent *
 static enum autoindex_result read_dir(int rootfd, const char *rel, int dirfd, size_t dir_len,
 				      const struct autoindex_settings *s, struct listing *l)
 {
-	size_t scanned = 0, scan_max = (size_t)s->max_entries * AUTOINDEX_SCAN_FACTOR +
-					AUTOINDEX_SCAN_EXTRA;
 	enum autoindex_result res = AUTOINDEX_OK;
-	struct evbuffer *scratch = evbuffer_new();
 	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);	/* closedir() closes it, not dirfd */
 	DIR *d = fd == -1 ? NULL : fdopendir(fd);
 	struct dirent *de;
 
-	if (d == NULL || scratch == NULL) {
+	if (d == NULL) {
 		res = errno == EMFILE || errno == ENFILE ? AUTOINDEX_UNAVAILABLE : AUTOINDEX_ERROR;
 		log_msg(LOG_LEVEL_ERROR, "cannot read directory \"%s\": %s", rel, strerror(errno));
-		if (fd != -1 && d == NULL)
+		if (fd != -1)
 			close(fd);
-		goto out;
+		return res;
 	}
 	rewinddir(d);	/* the duplicate shares the offset: start at the start */
 	while (errno = 0, (de = readdir(d)) != NULL) {
 		const char *name = de->d_name;
 		size_t len = strlen(name);
-		struct entry ne = { .name = de->d_name, .len = len };
+		struct entry ne = { .name = de->d_name, .len = len, .dir = de->d_type == DT_DIR };
 		enum file_result r;
 
-		if (++scanned > scan_max) {
-			l->truncated = true;
-			break;
-		}
 		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
-		    (name[0] == '.' && !s->hidden) || !linkable(scratch, name, len, dir_len, s))
+		    (name[0] == '.' && !s->hidden))
+			continue;
+		/* Once the page is known to be cut short, an entry that is no link and sorts
+		 * after every one held could only be dropped: not opening it keeps a huge
+		 * directory's cost near one readdir() per name. */
+		if (l->truncated && l->n == l->max && (de->d_type == DT_REG || ne.dir) &&
+		    !before(&ne, &l->e[0]))
+			continue;
+		if (!linkable(name, len, dir_len, s))
 			continue;
 		r = probe(rootfd, rel, de, &ne);
 		if (r == FILE_UNAVAILABLE) {
@@ -239,11 +242,7 @@ static enum autoindex_result read_dir(int rootfd, const char *rel, int dirfd, si
 		log_msg(LOG_LEVEL_ERROR, "reading directory \"%s\": %s", rel, strerror(errno));
 		res = AUTOINDEX_ERROR;
 	}
-out:
-	if (d != NULL)
-		closedir(d);
-	if (scratch != NULL)
-		evbuffer_free(scratch);
+	closedir(d);
 	return res;
 }
 

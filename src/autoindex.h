@@ -11,11 +11,11 @@
  * unless asked for.
  *
  * Bounded: the directory is read once, through the descriptor file_open() opened
- * (fdopendir on a duplicate; the path is never resolved again), at most
- * AUTOINDEX_SCAN_FACTOR * max_entries + AUTOINDEX_SCAN_EXTRA names of it, so a huge
- * directory costs bounded time too; at most max_entries entries are held, the first ones
- * in listing order (a heap while reading); the page is at most AUTOINDEX_MAX_BODY bytes.
- * Anything cut off is said on the page ("truncated"). */
+ * (fdopendir on a duplicate; the path is never resolved again); at most max_entries
+ * entries are held, the first ones in listing order (a heap while reading), and once
+ * more are known to exist an entry that could only be dropped is not even opened; the
+ * page is at most AUTOINDEX_MAX_BODY bytes. Anything cut off is said on the page
+ * ("truncated"). */
 #ifndef KTLSD_AUTOINDEX_H
 #define KTLSD_AUTOINDEX_H
 
@@ -26,8 +26,6 @@
 #include "file.h"
 #include "http.h"
 
-#define AUTOINDEX_SCAN_FACTOR 4
-#define AUTOINDEX_SCAN_EXTRA 4096
 #define AUTOINDEX_MAX_BODY (32u << 20)
 
 struct evbuffer;

@@ -118,6 +118,15 @@ int escape_uri_segment(struct evbuffer *out, const char *s, size_t len)
 	return put_run(out, s, run, len);
 }
 
+size_t escape_uri_segment_len(const char *s, size_t len)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++)
+		n += unreserved((unsigned char)s[i]) ? 1 : 3;
+	return n;
+}
+
 int escape_json(struct evbuffer *out, const char *s, size_t len)
 {
 	size_t i = 0, run = 0;

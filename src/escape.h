@@ -30,6 +30,9 @@ int escape_html(struct evbuffer *out, const char *s, size_t len);
  * these bytes, and the result needs no more escaping inside an HTML attribute. */
 int escape_uri_segment(struct evbuffer *out, const char *s, size_t len);
 
+/* How many bytes escape_uri_segment() appends for s[0..len). */
+size_t escape_uri_segment_len(const char *s, size_t len);
+
 /* s[0..len) as the inside of a JSON string (RFC 8259 §7), without the quotes: '"' and
  * '\\' get a backslash, control bytes and DEL become \u00XX (lower-case hex).
  * Well-formed UTF-8 passes through; every other byte of 0x80 and above becomes \ufffd

@@ -142,6 +142,7 @@ static void test_cases(void)
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
 		check("html", i, escape_html, cases[i].in, cases[i].len, cases[i].html);
 		check("uri", i, escape_uri_segment, cases[i].in, cases[i].len, cases[i].uri);
+		assert(escape_uri_segment_len(cases[i].in, cases[i].len) == strlen(cases[i].uri));
 		check("json", i, escape_json, cases[i].in, cases[i].len, cases[i].json);
 	}
 }
@@ -219,6 +220,7 @@ static void test_properties(void)
 		}
 		assert(escape_uri_segment(b, in, len) == 0);
 		uri = take(b);
+		assert(escape_uri_segment_len(in, len) == strlen(uri));
 		for (size_t i = 0; uri[i]; i++) {	/* decode and compare */
 			char c = uri[i];
 			if (c == '%') {
