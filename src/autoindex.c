@@ -141,19 +141,16 @@ static void listing_free(struct listing *l)
 	free(l->e);
 }
 
-/* Does a link to name (in a directory whose request path is dir_len bytes long) lead
- * back to name through the request path parser, within the request line limit? The
- * parser judges decoded bytes only, so the name is handed to it with every byte
+/* Does a link to name lead back to name through the request path parser? The parser
+ * judges decoded bytes only, so the name is handed to it with every byte
  * percent-encoded: what it decides is what it decides for the link on the page. */
-static bool linkable(const char *name, size_t len, size_t dir_len,
-		     const struct autoindex_settings *s)
+static bool linkable(const char *name, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
 	char link[1 + 3 * NAME_MAX], back[NAME_MAX + 1];
 	bool slash;
 
-	/* "GET " DIR NAME "/ HTTP/1.1" */
-	if (len > NAME_MAX || dir_len + escape_uri_segment_len(name, len) + 14 > s->max_request_line)
+	if (len > NAME_MAX)
 		return false;
 	link[0] = '/';
 	for (size_t i = 0; i < len; i++) {
@@ -225,9 +222,13 @@ static enum autoindex_result read_dir(int rootfd, const char *rel, int dirfd, si
 		if (l->truncated && l->n == l->max && (de->d_type == DT_REG || ne.dir) &&
 		    !before(&ne, &l->e[0]))
 			continue;
-		if (!linkable(name, len, dir_len, s))
+		if (!linkable(name, len))
 			continue;
 		r = probe(rootfd, rel, de, &ne);
+		/* a request line "GET " DIR NAME ["/"] " HTTP/1.1" over the limit is 414 */
+		if (r == FILE_OK && dir_len + escape_uri_segment_len(name, len) + (ne.dir ? 1 : 0) +
+				    13 > s->max_request_line)
+			continue;
 		if (r == FILE_UNAVAILABLE) {
 			res = AUTOINDEX_UNAVAILABLE;
 			break;

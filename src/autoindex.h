@@ -6,9 +6,9 @@
  * RESOLVE_NO_MAGICLINKS from the document root, or the fallback walk), and its link is
  * run through the request path parser (path_normalize()) to check that it leads back to
  * it. So symlinks leaving the root (and, without openat2, every symlink), special files,
- * entries the server may not read, and names no request path can carry (the parser
- * answers 400 to invalid UTF-8, control bytes and '\\') are left out; dot files too,
- * unless asked for.
+ * entries the server may not read, names no request path can carry (the parser
+ * answers 400 to invalid UTF-8, control bytes and '\\') and links whose request line
+ * would be over limits.request_line (414) are left out; dot files too, unless asked for.
  *
  * Bounded: the directory is read once, through the descriptor file_open() opened
  * (fdopendir on a duplicate; the path is never resolved again); at most max_entries

@@ -247,6 +247,25 @@ def hostile_names_are_escaped_and_every_link_serves_its_file():
 
 
 @test
+def a_link_longer_than_the_request_line_limit_is_left_out():
+    # "GET /d/NAME HTTP/1.1" is 16 + len(NAME) bytes: 100 is the limit, 101 is 414
+    with Daemon(conf_extra=ON + "limits = { request_line = 100; };\n") as d:
+        fits, too_long = b"f" * 84, b"g" * 85
+        dir_fits, dir_too_long = b"h" * 83, b"i" * 84      # the link ends in "/"
+        for name in (fits, too_long):
+            put(d.root, "d/" + name.decode(), content_of(name))
+        for name in (dir_fits, dir_too_long):
+            pin_mtime(mkdir(d.root, "d/" + name.decode()))
+        r = fetch(d, "/d/")
+        assert r.body == expected_html("/d/", [(dir_fits, True, 0), (fits, False,
+                                                                   len(content_of(fits)))])
+        assert fetch(d, "/d/" + fits.decode()).body == content_of(fits)
+        assert fetch(d, "/d/" + too_long.decode()).status == 414
+        assert fetch(d, "/d/" + dir_fits.decode() + "/").status == 200
+        assert fetch(d, "/d/" + dir_too_long.decode() + "/").status == 414
+
+
+@test
 def dot_files_are_listed_only_with_autoindex_hidden():
     for hidden in (False, True):
         extra = ON + ("autoindex_hidden = true;\n" if hidden else "")
