@@ -308,11 +308,12 @@ static int load_sni(struct loader *ld, const config_setting_t *tls, struct confi
 	return 0;
 }
 
-/* One element of "listen": "ADDR:PORT", or { address = "ADDR:PORT"; send = { ... }; }. */
+/* One element of "listen": "ADDR:PORT", or { address = "ADDR:PORT"; send = { ... };
+ * autoindex = BOOL; }. */
 static int load_listen_one(struct loader *ld, const config_setting_t *e, int i,
 			   struct listen_addr *la)
 {
-	static const char *const keys[] = { "address", "send", NULL };
+	static const char *const keys[] = { "address", "send", "autoindex", NULL };
 	static const char *const snd[] = { "mode", "chunk", "mss", "notsent_lowat", NULL };
 	const config_setting_t *a = e, *g;
 	char msg[160];
@@ -329,10 +330,14 @@ static int load_listen_one(struct loader *ld, const config_setting_t *e, int i,
 		return fail_at(ld, a, "listen: element %d must be a string or a group", i + 1);
 	if (config_parse_listen(config_setting_get_string(a), la, msg, sizeof(msg)))
 		return fail_at(ld, a, "listen: %s", msg);
-	if (config_setting_is_group(e) && (g = group(ld, e, "send", snd, &rc)) != NULL &&
-	    load_send(ld, g, &la->own, &la->own_set))
+	if (!config_setting_is_group(e))
+		return 0;
+	if ((g = group(ld, e, "send", snd, &rc)) != NULL && load_send(ld, g, &la->own, &la->own_set))
 		return -1;
-	return config_setting_is_group(e) ? rc : 0;
+	if (get_bool(ld, e, "autoindex", &la->own_autoindex))
+		return -1;
+	la->own_autoindex_set = config_setting_get_member(e, "autoindex") != NULL;
+	return rc;
 }
 
 static int load_listen(struct loader *ld, const config_setting_t *root, struct config *c)
@@ -367,7 +372,8 @@ static int load_file(struct loader *ld, const config_setting_t *root, struct con
 {
 	static const char *const top[] = { "listen", "document_root", "index", "mime_types", "user",
 		"group", "run_as_root", "max_connections", "tls", "timeouts", "limits", "log", "send",
-		"stall", "stats", "file_cache", "gzip_static", NULL };
+		"stall", "stats", "file_cache", "gzip_static", "autoindex", "autoindex_hidden",
+		"autoindex_max_entries", NULL };
 	static const char *const fch[] = { "entries", "valid", NULL };
 	static const char *const stl[] = { "threshold_ms", NULL };
 	static const char *const sts[] = { "listen", "recent", NULL };
@@ -388,8 +394,15 @@ static int load_file(struct loader *ld, const config_setting_t *root, struct con
 	    get_string(ld, root, "mime_types", &c->mime_types) ||
 	    get_string(ld, root, "user", &c->user) || get_string(ld, root, "group", &c->group) ||
 	    get_bool(ld, root, "run_as_root", &c->run_as_root) ||
-	    get_bool(ld, root, "gzip_static", &c->gzip_static))
+	    get_bool(ld, root, "gzip_static", &c->gzip_static) ||
+	    get_bool(ld, root, "autoindex", &c->autoindex.enabled) ||
+	    get_bool(ld, root, "autoindex_hidden", &c->autoindex.hidden))
 		return -1;
+	c->autoindex.set = config_setting_get_member(root, "autoindex") != NULL;
+	v = c->autoindex.max_entries;
+	if (get_uint(ld, root, "autoindex_max_entries", 1, CONFIG_MAX_AUTOINDEX_ENTRIES, &v))
+		return -1;
+	c->autoindex.max_entries = (unsigned)v;
 	v = c->max_connections;
 	if (get_uint(ld, root, "max_connections", 1, 1000000, &v))
 		return -1;
@@ -579,6 +592,9 @@ static int apply_overrides(struct loader *ld, struct config *c, const struct con
 	}
 	if (ov->demo) {
 		c->demo = true;
+		/* a demo shows what it serves; a file that says otherwise is obeyed */
+		if (!c->autoindex.set)
+			c->autoindex.enabled = true;
 		if (c->document_root == NULL && set_str(&c->document_root, "."))
 			return snprintf(ld->err, ld->errlen, "out of memory"), -1;
 	}
@@ -611,11 +627,13 @@ static int set_defaults(struct config *c)
 	c->send.chunk = 2 * 1024 * 1024;
 	c->stall.threshold_ms = 1000;
 	c->stats.recent = 64;
+	c->autoindex.max_entries = 10000;
 	return c->index == NULL || c->mime_types == NULL ? -1 : 0;
 }
 
 /* Effective per-listener settings: the global "send", then what the listener's own group
- * sets, except what the command line set (the command line beats the file). */
+ * sets, except what the command line set (the command line beats the file); the same for
+ * "autoindex" (no command-line option). */
 static void resolve_send(struct config *c)
 {
 	for (size_t i = 0; i < c->nlisten; i++) {
@@ -630,6 +648,7 @@ static void resolve_send(struct config *c)
 			la->send.mss = la->own.mss;
 		if (own & SEND_SET_LOWAT)
 			la->send.notsent_lowat = la->own.notsent_lowat;
+		la->autoindex = la->own_autoindex_set ? la->own_autoindex : c->autoindex.enabled;
 	}
 }
 

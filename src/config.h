@@ -12,6 +12,8 @@
 
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_MAX_SNI 16
+/* autoindex_max_entries at most: a listing holds its entries in memory to sort them */
+#define CONFIG_MAX_AUTOINDEX_ENTRIES 100000
 
 enum send_mode {
 	SEND_MODE_SENDFILE,	/* kTLS + sendfile(): the product's reason to exist */
@@ -47,6 +49,9 @@ struct listen_addr {
 					 * listener's own "send" group, then the command line */
 	struct send_settings own;	/* the listener's own group ... */
 	unsigned own_set;		/* ... and which of its fields it sets */
+	bool autoindex;			/* effective: the listener's own "autoindex", else the
+					 * global one */
+	bool own_autoindex, own_autoindex_set;
 };
 
 struct config {
@@ -61,6 +66,12 @@ struct config {
 	char *user, *group;		/* drop to these after binding; NULL = stay */
 	bool run_as_root;		/* started as root without user: go on anyway */
 	bool gzip_static;		/* serve FILE.gz for FILE to clients accepting gzip */
+	struct {			/* directory listings, see autoindex.h */
+		bool enabled;		/* "autoindex": list a directory without its index file */
+		bool hidden;		/* "autoindex_hidden": list dot files too */
+		unsigned max_entries;	/* "autoindex_max_entries": more are cut off, with a note */
+		bool set;		/* "autoindex" is in the file: --demo then leaves it */
+	} autoindex;
 	unsigned max_connections;
 	struct {
 		char *certificate, *private_key;

@@ -1,6 +1,7 @@
 /* conn.c — see conn.h. */
 #include "autoconf.h"
 #include "conn.h"
+#include "autoindex.h"
 #include "fcache.h"
 #include "file.h"
 #include "log.h"
@@ -292,6 +293,44 @@ static enum step respond_file(struct conn *c, const struct http_request *req,
 	return begin_sending(c, res);
 }
 
+/* A directory without index file, on a listener with autoindex: its listing (dir is the
+ * caller's reference to the opened directory, released here). What is listed, its format
+ * and whether the client's copy is current are autoindex_page()'s decisions; the page
+ * goes out like an error page, through the out buffer, so every sender sends it. */
+static enum step respond_listing(struct conn *c, const struct http_request *req, const char *rel,
+				 struct file_ref *dir)
+{
+	const struct autoindex_settings s = {
+		.hidden = c->cfg->autoindex.hidden,
+		.max_entries = c->cfg->autoindex.max_entries,
+		.max_request_line = c->cfg->limits.request_line,
+	};
+	bool head_only = req->method == HTTP_METHOD_HEAD;
+	struct autoindex_page pg;
+	enum autoindex_result ar = autoindex_page(req, c->site->rootfd, rel, &dir->fi, &s, &pg);
+	struct response_head h = {
+		.status = pg.status,
+		.content_type = pg.status == 200 ? pg.content_type : NULL,
+		.content_length = pg.body != NULL ? evbuffer_get_length(pg.body) : 0,
+		.keep_alive = c->keep_alive,
+		.etag = pg.etag,
+		.last_modified = pg.last_modified,
+		.vary_accept = true,
+	};
+
+	fcache_release(dir);
+	if (ar == AUTOINDEX_UNAVAILABLE)
+		return respond_error(c, 503, head_only);
+	if (ar != AUTOINDEX_OK)
+		return respond_error(c, 500, head_only);
+	if (pg.truncated)
+		log_msg(LOG_LEVEL_INFO, "conn %llu: listing of \"%s\" truncated at %zu entries",
+			(unsigned long long)c->id, rel, pg.entries);
+	if (pg.body == NULL)	/* 304 */
+		return respond(c, &h, true, NULL, 0);
+	return begin_sending(c, response_start_body(&c->resp, &h, head_only, pg.body));
+}
+
 static void note_request_line(struct conn *c, const struct http_request *req)
 {
 	char tmp[sizeof(c->reqline)];
@@ -323,10 +362,14 @@ static bool open_gzipped(struct conn *c, const char *rel, struct file_ref **fh)
 {
 	char gz[PATH_MAX_BYTES];
 	int n = snprintf(gz, sizeof(gz), "%s.gz", rel);
+	enum file_result r;
 
-	return n > 0 && (size_t)n < sizeof(gz) &&
-	       fcache_open(c->srv->fcache, c->site->gen, c->site->rootfd, gz, false, c->cfg->index,
-			   fh) == FILE_OK;
+	if (n <= 0 || (size_t)n >= sizeof(gz))
+		return false;
+	r = fcache_open(c->srv->fcache, c->site->gen, c->site->rootfd, gz, false, c->cfg->index, fh);
+	if (r == FILE_DIRECTORY)	/* only with a slash, so never here; but never a leak */
+		fcache_release(*fh);
+	return r == FILE_OK;
 }
 
 static enum step handle_request(struct conn *c, const struct http_request *req)
@@ -354,6 +397,11 @@ static enum step handle_request(struct conn *c, const struct http_request *req)
 	case FILE_OK:
 		return respond_file(c, req, fh, slash || strcmp(rel, ".") == 0 ? c->cfg->index : rel,
 				    false);
+	case FILE_DIRECTORY:
+		if (c->autoindex)
+			return respond_listing(c, req, rel, fh);
+		fcache_release(fh);
+		return respond_error(c, 403, head_only);
 	case FILE_REDIRECT: return respond_redirect(c, req, head_only);
 	case FILE_NOT_FOUND: return respond_error(c, 404, head_only);
 	case FILE_FORBIDDEN: return respond_error(c, 403, head_only);
@@ -572,6 +620,8 @@ static enum step do_send(struct conn *c)
 			r = c->sender->send(c, c->chunk, &n, &ww);
 		else if (response_has_next_part(resp))	/* the next part of several ranges */
 			r = response_next_part(&c->resp, copy_room(c)) ? IO_OK : IO_ERROR;
+		else if (response_has_body_left(resp))	/* the next piece of a listing */
+			r = response_next_body_piece(&c->resp) ? IO_OK : IO_ERROR;
 		else
 			return response_done(c);
 		switch (r) {
@@ -742,6 +792,8 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	c->pipe[0] = c->pipe[1] = -1;
 	/* after a reload that changed the listen list, fall back to the global settings */
 	c->send = listener < c->cfg->nlisten ? &c->cfg->listen[listener].send : &c->cfg->send;
+	c->autoindex = listener < c->cfg->nlisten ? c->cfg->listen[listener].autoindex
+						  : c->cfg->autoindex.enabled;
 	c->mode = c->send->mode;
 	c->chunk = c->send->chunk;
 	c->rec.chunk = c->chunk;

@@ -63,6 +63,7 @@ struct conn {
 	struct timeval t_accept;
 	struct ktls_state ktls;
 	const struct send_settings *send;	/* this listener's settings (in cfg) */
+	bool autoindex;			/* this listener lists directories without index */
 	enum send_mode mode;		/* configured mode */
 	size_t chunk;			/* bytes per send call (cfg, or less after a mitigation) */
 	const struct body_sender *sender;	/* effective sender for this connection */

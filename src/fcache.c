@@ -216,7 +216,7 @@ enum file_result fcache_open(struct fcache *fc, uint64_t site, int rootfd, const
 		fc->st.misses++;
 	}
 	r = open_fresh(fc, rootfd, rel, trailing_slash, index_name, &fi);
-	if (r != FILE_OK)
+	if (r != FILE_OK && r != FILE_DIRECTORY)
 		return r;
 	h = calloc(1, sizeof(*h));
 	if (h == NULL) {
@@ -225,7 +225,7 @@ enum file_result fcache_open(struct fcache *fc, uint64_t site, int rootfd, const
 	}
 	h->fi = fi;
 	h->refs = 1;
-	if (b != NULL && (h->key = strdup(rel)) != NULL) {
+	if (r == FILE_OK && b != NULL && (h->key = strdup(rel)) != NULL) {
 		if (fc->n >= fc->capacity) {
 			fc->st.evicted++;
 			drop(fc, TAILQ_FIRST(&fc->age));
@@ -239,5 +239,5 @@ enum file_result fcache_open(struct fcache *fc, uint64_t site, int rootfd, const
 		fc->n++;
 	}
 	*out = h;
-	return FILE_OK;
+	return r;
 }

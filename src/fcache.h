@@ -64,8 +64,10 @@ int fcache_configure(struct fcache *fc, unsigned entries, unsigned valid_ms);
 void fcache_free(struct fcache *fc);
 
 /* file_open() through the cache, for the site with generation `site` (its rootfd and
- * index_name). FILE_OK gives *out with one reference for the caller. Other results are never cached. Out of descriptors: the cache is
- * flushed and the open tried once more. */
+ * index_name). FILE_OK gives *out with one reference for the caller; so does
+ * FILE_DIRECTORY (a directory without index), whose handle is never cached: a listing
+ * reads the directory anew every time. Other results are never cached. Out of
+ * descriptors: the cache is flushed and the open tried once more. */
 enum file_result fcache_open(struct fcache *fc, uint64_t site, int rootfd, const char *rel,
 			     bool trailing_slash, const char *index_name,
 			     struct file_ref **out);

@@ -119,14 +119,18 @@ void file_warn_if_no_openat2(void)
 			strerror(openat2_errno));
 }
 
-static enum file_result from_errno(int e, const char *rel)
+/* quiet: a listing's probe, for which a refusal only means leaving the entry out (it
+ * meets the same link at every request); errors that should not happen are logged. */
+static enum file_result from_errno(int e, const char *rel, bool quiet)
 {
 	switch (e) {
 	case ENOENT:
 	case ENOTDIR:
 		return FILE_NOT_FOUND;
 	case EXDEV:	/* RESOLVE_BENEATH: would leave the root */
-		log_msg(LOG_LEVEL_INFO, "refused \"%s\": resolves outside the document root", rel);
+		if (!quiet)
+			log_msg(LOG_LEVEL_INFO, "refused \"%s\": resolves outside the document root",
+				rel);
 		return FILE_FORBIDDEN;
 	case EACCES:
 	case EPERM:
@@ -160,11 +164,11 @@ enum file_result file_open(int rootfd, const char *rel, bool trailing_slash,
 
 	fi->fd = -1;
 	if (fd == -1)
-		return from_errno(errno, rel);
+		return from_errno(errno, rel, false);
 	if (fstat(fd, &fi->st) == -1) {
 		int e = errno;
 		close(fd);
-		return from_errno(e, rel);
+		return from_errno(e, rel, false);
 	}
 	if (S_ISDIR(fi->st.st_mode)) {
 		if (!trailing_slash && strcmp(rel, ".") != 0) {
@@ -173,14 +177,21 @@ enum file_result file_open(int rootfd, const char *rel, bool trailing_slash,
 		}
 		int ifd = open_beneath(fd, index_name);
 		int e = errno;
+		if (ifd == -1 && e == ENOENT) {
+			/* the directory itself, as opened and stat'ed: a listing reads this fd,
+			 * never the path again (which may name another directory by now) */
+			fi->fd = fd;
+			make_etag(fi);
+			return FILE_DIRECTORY;
+		}
 		close(fd);
 		if (ifd == -1)
-			return e == ENOENT ? FILE_FORBIDDEN : from_errno(e, index_name);
+			return from_errno(e, index_name, false);
 		fd = ifd;
 		if (fstat(fd, &fi->st) == -1) {
 			e = errno;
 			close(fd);
-			return from_errno(e, rel);
+			return from_errno(e, rel, false);
 		}
 	} else if (trailing_slash) {
 		close(fd);
@@ -193,6 +204,21 @@ enum file_result file_open(int rootfd, const char *rel, bool trailing_slash,
 	fi->fd = fd;
 	make_etag(fi);
 	return FILE_OK;
+}
+
+enum file_result file_probe(int rootfd, const char *rel, struct stat *st)
+{
+	int fd = open_beneath(rootfd, rel);
+	enum file_result r = FILE_OK;
+
+	if (fd == -1)
+		return from_errno(errno, rel, true);
+	if (fstat(fd, st) == -1)
+		r = from_errno(errno, rel, true);
+	else if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode))
+		r = FILE_FORBIDDEN;
+	close(fd);
+	return r;
 }
 
 int file_open_root(const char *dir)

@@ -386,6 +386,8 @@ static int http_field(struct http_head *h, struct http_str name, struct http_str
 		http_keep_first(&req->user_agent, v);
 	else if (http_eq_nocase(name.ptr, name.len, "accept-encoding"))
 		http_keep_first(&req->accept_encoding, v);
+	else if (http_eq_nocase(name.ptr, name.len, "accept"))
+		http_keep_first(&req->accept, v);
 	else if (http_eq_nocase(name.ptr, name.len, "referer"))
 		http_keep_first(&req->referer, v);
 	else if (http_eq_nocase(name.ptr, name.len, "range")) {
@@ -769,47 +771,52 @@ bool http_etag_match_any(const char *s, size_t len, const char *etag)
 }
 
 /* A q-value (RFC 9110 §12.4.2: "0" ["." 0-3 digits] or "1" ["." 0-3 zeros]) in
- * s[0..len): > 0 gives true; malformed gives false. */
-static bool http_qvalue_positive(const char *s, size_t len)
+ * s[0..len) as thousandths (0 to 1000); -1 if malformed. */
+static int http_qvalue(const char *s, size_t len)
 {
-	size_t i = 1;
-	bool nonzero = false;
+	int q, scale = 100;
 
 	if (len == 0 || (s[0] != '0' && s[0] != '1'))
-		return false;
-	nonzero = s[0] == '1';
+		return -1;
+	q = s[0] == '1' ? 1000 : 0;
 	if (len > 1) {
 		if (s[1] != '.' || len > 5)
-			return false;
-		for (i = 2; i < len; i++) {
+			return -1;
+		for (size_t i = 2; i < len; i++, scale /= 10) {
 			if (s[i] < '0' || s[i] > '9' || (s[0] == '1' && s[i] != '0'))
-				return false;
-			nonzero |= s[i] != '0';
+				return -1;
+			q += (s[i] - '0') * scale;
 		}
 	}
-	return nonzero;
+	return q;
 }
 
-bool http_accepts_gzip(const char *s, size_t len)
+/* The next element of a weighted list (Accept, Accept-Encoding: RFC 9110 §12.4.2) in
+ * s[*i..len): its token without parameters into *tok, its weight (q, default 1000) into
+ * *q. Only q matters among the parameters; anything malformed makes the element's weight
+ * 0. Empty elements are skipped. false at the end of the list. */
+static bool http_weighted_next(const char *s, size_t len, size_t *pos, struct http_str *tok,
+			       unsigned *q)
 {
-	int gzip = -1, star = -1;	/* -1 not named, else 0/1: q > 0 */
-	size_t i = 0;
+	size_t i = *pos;
 
-	if (s == NULL)
-		return false;
-	while (i < len) {
+	for (;;) {
 		size_t t0, t1;
 		bool ok = true;
+		int w = 1000;
 
 		while (i < len && (http_is_ows((unsigned char)s[i]) || s[i] == ','))
 			i++;
+		if (i == len) {
+			*pos = i;
+			return false;
+		}
 		t0 = i;
 		while (i < len && s[i] != ',' && s[i] != ';' && !http_is_ows((unsigned char)s[i]))
 			i++;
 		t1 = i;
-		/* parameters: only q matters; anything malformed makes the element unusable */
 		while (i < len && s[i] != ',') {
-			size_t p0, p1, v0, v1;
+			size_t p0, p1, v0;
 			while (i < len && http_is_ows((unsigned char)s[i]))
 				i++;
 			if (i == len || s[i] == ',')
@@ -835,18 +842,74 @@ bool http_accepts_gzip(const char *s, size_t len)
 			v0 = ++i;
 			while (i < len && s[i] != ',' && s[i] != ';' && !http_is_ows((unsigned char)s[i]))
 				i++;
-			v1 = i;
-			if (http_eq_nocase(s + p0, p1 - p0, "q") && !http_qvalue_positive(s + v0, v1 - v0))
-				ok = false;
+			if (http_eq_nocase(s + p0, p1 - p0, "q"))
+				w = http_qvalue(s + v0, i - v0);
 		}
 		if (t1 == t0)
-			continue;
-		if (http_eq_nocase(s + t0, t1 - t0, "gzip") || http_eq_nocase(s + t0, t1 - t0, "x-gzip"))
-			gzip = ok;
-		else if (t1 - t0 == 1 && s[t0] == '*')
-			star = ok;
+			continue;	/* ";q=1" without a token */
+		tok->ptr = s + t0;
+		tok->len = t1 - t0;
+		*q = ok && w > 0 ? (unsigned)w : 0;
+		*pos = i;
+		return true;
+	}
+}
+
+bool http_accepts_gzip(const char *s, size_t len)
+{
+	int gzip = -1, star = -1;	/* -1 not named, else 0/1: q > 0 */
+	struct http_str t;
+	size_t i = 0;
+	unsigned q;
+
+	if (s == NULL)
+		return false;
+	while (http_weighted_next(s, len, &i, &t, &q)) {
+		if (http_eq_nocase(t.ptr, t.len, "gzip") || http_eq_nocase(t.ptr, t.len, "x-gzip"))
+			gzip = q > 0;
+		else if (t.len == 1 && t.ptr[0] == '*')
+			star = q > 0;
 	}
 	return gzip == 1 || (gzip == -1 && star == 1);
+}
+
+/* Case-insensitive comparison of s[0..n) with the lowercase word[0..n). */
+static bool http_prefix_nocase(const char *s, const char *word, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (http_lower((unsigned char)s[i]) != (unsigned char)word[i])
+			return false;
+	return true;
+}
+
+unsigned http_accept_quality(const char *s, size_t len, const char *type)
+{
+	size_t tlen = strcspn(type, "/");
+	int best = -1;		/* specificity of the range that decided: 0 to 2 */
+	unsigned q_best = 0, q;
+	struct http_str t;
+	size_t i = 0;
+
+	if (s == NULL)
+		return 1000;
+	while (http_weighted_next(s, len, &i, &t, &q)) {
+		int spec;
+
+		if (t.len == 3 && memcmp(t.ptr, "*/*", 3) == 0)
+			spec = 0;
+		else if (t.len == tlen + 2 && memcmp(t.ptr + tlen, "/*", 2) == 0 &&
+			 http_prefix_nocase(t.ptr, type, tlen))
+			spec = 1;
+		else if (http_eq_nocase(t.ptr, t.len, type))
+			spec = 2;
+		else
+			continue;
+		if (spec > best) {	/* the first of equally specific ranges counts */
+			best = spec;
+			q_best = q;
+		}
+	}
+	return q_best;
 }
 
 const char *http_reason(int code)

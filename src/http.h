@@ -50,6 +50,7 @@ struct http_request {
 	struct http_str range;
 	struct http_str if_range;
 	struct http_str accept_encoding;	/* first Accept-Encoding field (gzip_static) */
+	struct http_str accept;		/* first Accept field (directory listing format) */
 	struct http_str user_agent;	/* for the access log only */
 	struct http_str referer;
 	size_t head_len;		/* bytes consumed, incl. leading empty line(s) and final CRLF CRLF */
@@ -96,6 +97,15 @@ bool http_etag_match_any(const char *s, size_t len, const char *etag);
  * parameter names compare case-insensitively; a malformed q-value counts as 0 for that
  * element. s == NULL (no field): false. */
 bool http_accepts_gzip(const char *s, size_t len);
+
+/* The weight (0 to 1000) that the Accept value s[0..len) gives the media type `type`
+ * ("application/json"): the q of its most specific matching range (RFC 9110 §12.5.1:
+ * the exact type before "type/ANY" before "ANY/ANY", ANY being the "*" wildcard; of
+ * equally specific ones the first).
+ * type is in lower case; names compare case-insensitively; media type parameters other than q are ignored; a
+ * malformed q-value or parameter gives its range 0. s == NULL (no field): 1000, anything
+ * is acceptable; no range matches: 0. */
+unsigned http_accept_quality(const char *s, size_t len, const char *type);
 
 /* Status line reason phrase for code ("Not Found"), "Unknown" for codes not known. */
 const char *http_reason(int code);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
 #include <openssl/rand.h>
 
 const char *response_date_now(void)
@@ -61,8 +62,9 @@ size_t response_format_head(char *buf, size_t cap, const struct response_head *h
 		put(&o, "Content-Type: %s\r\n", h->content_type);
 	if (h->content_encoding != NULL)
 		put(&o, "Content-Encoding: %s\r\n", h->content_encoding);
-	if (h->vary_encoding)
-		put(&o, "Vary: Accept-Encoding\r\n");
+	if (h->vary_encoding || h->vary_accept)
+		put(&o, "Vary: %s%s%s\r\n", h->vary_encoding ? "Accept-Encoding" : "",
+		    h->vary_encoding && h->vary_accept ? ", " : "", h->vary_accept ? "Accept" : "");
 	put(&o, "Content-Length: %" PRIu64 "\r\n", h->content_length);
 	if (h->last_modified != 0)
 		put(&o, "Last-Modified: %s\r\n", http_date_format(h->last_modified, date));
@@ -117,16 +119,16 @@ static bool if_range_allows(const struct http_request *req, const struct file_in
 	       t == fi->st.st_mtim.tv_sec;
 }
 
-static bool not_modified(const struct http_request *req, const struct file_info *fi)
+bool response_not_modified(const struct http_request *req, const char *etag, time_t mtime)
 {
 	time_t t;
 
 	/* If-None-Match wins: If-Modified-Since is not even looked at (§13.2.2) */
 	if (req->if_none_match.ptr != NULL)
-		return http_etag_match_any(req->if_none_match.ptr, req->if_none_match.len, fi->etag);
+		return http_etag_match_any(req->if_none_match.ptr, req->if_none_match.len, etag);
 	return req->if_modified_since.ptr != NULL &&
 	       http_date_parse(req->if_modified_since.ptr, req->if_modified_since.len, &t) == 0 &&
-	       fi->st.st_mtim.tv_sec <= t;
+	       mtime <= t;
 }
 
 struct response_plan response_plan(const struct http_request *req, const struct file_info *fi,
@@ -140,7 +142,7 @@ struct response_plan response_plan(const struct http_request *req, const struct 
 		.content_length = (uint64_t)fi->st.st_size,
 	};
 
-	if (not_modified(req, fi)) {
+	if (response_not_modified(req, fi->etag, fi->st.st_mtim.tv_sec)) {
 		p.status = 304;
 		p.head_only = true;
 		p.content_length = 0;
@@ -277,6 +279,8 @@ void response_reset(struct response *r)
 
 	fcache_release(r->file);
 	free(r->mp);
+	if (r->body != NULL)
+		evbuffer_free(r->body);
 	response_init(r);
 	r->out.buf = out.buf;
 	r->out.cap = out.cap;
@@ -334,6 +338,46 @@ enum response_start_result response_start(struct response *r, const struct respo
 		r->out.len += blen;
 	}
 	return res;
+}
+
+enum response_start_result response_start_body(struct response *r, const struct response_head *h,
+					       bool head_only, struct evbuffer *body)
+{
+	size_t len = evbuffer_get_length(body);
+	enum response_start_result res =
+		put_head(r, h, head_only ? 0 : len < RESPONSE_BODY_PIECE ? len : RESPONSE_BODY_PIECE);
+
+	if (res != RESPONSE_STARTED || head_only || len == 0) {
+		evbuffer_free(body);
+		return res;
+	}
+	r->body = body;
+	/* the first piece right behind the head: one write (one TLS record) for both */
+	return response_next_body_piece(r) ? RESPONSE_STARTED : RESPONSE_NO_MEMORY;
+}
+
+bool response_has_body_left(const struct response *r)
+{
+	return r->body != NULL;
+}
+
+bool response_next_body_piece(struct response *r)
+{
+	size_t room = r->out.cap - r->out.len;
+	int n;
+
+	if (r->body == NULL || r->out.sealed || room == 0)
+		return false;
+	n = evbuffer_remove(r->body, r->out.buf + r->out.len,
+			    room < RESPONSE_BODY_PIECE ? room : RESPONSE_BODY_PIECE);
+	if (n <= 0)
+		return false;
+	r->out.len += (size_t)n;
+	if (evbuffer_get_length(r->body) == 0) {	/* all of it in out: give it back now */
+		evbuffer_free(r->body);
+		r->body = NULL;
+	}
+	return true;
 }
 
 /* 416: the error page, and where the file ends. */

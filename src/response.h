@@ -18,6 +18,7 @@
 #include "http.h"
 #include "range.h"
 
+struct evbuffer;
 struct file_ref;
 
 struct response_head {
@@ -34,6 +35,7 @@ struct response_head {
 	const char *allow;		/* 405: "GET, HEAD" */
 	const char *content_encoding;	/* "gzip" for a precompressed file; NULL: none */
 	bool vary_encoding;		/* "Vary: Accept-Encoding" (gzip_static is on) */
+	bool vary_accept;		/* "Vary: Accept" (a listing: HTML or JSON) */
 	bool content_range;		/* 206: "bytes first-last/total"; 416: "bytes * /total" */
 	uint64_t range_first, range_last, total;
 };
@@ -75,6 +77,11 @@ struct response_plan {
 struct response_plan response_plan(const struct http_request *req, const struct file_info *fi,
 				   bool gzipped);
 
+/* Is the client's copy current: does req's If-None-Match match etag (weak comparison),
+ * or, without If-None-Match, is mtime no later than If-Modified-Since (RFC 9110 §13.2.2)?
+ * response_plan()'s 304 decision, for representations that are no file (listings). */
+bool response_not_modified(const struct http_request *req, const char *etag, time_t mtime);
+
 /* Should the precompressed "rel.gz" be tried for req (gzip_static on, a file rather
  * than a directory, and the client accepts gzip)? rel and slash: from path_normalize(). */
 bool response_wants_gzip(const struct http_request *req, bool gzip_static, const char *rel,
@@ -103,6 +110,7 @@ struct response {
 	uint64_t off;		/* next file byte to hand to the kernel / read */
 	uint64_t left;		/* file bytes of the current range not yet taken */
 	struct multipart *mp;	/* several ranges: the parts still to send */
+	struct evbuffer *body;	/* a generated body (listing): bytes not yet in out */
 	struct response_buf out;
 	size_t head_left;	/* head bytes still in out (accounting) */
 	uint64_t body_total;	/* body bytes this response should carry (Content-Length) */
@@ -134,6 +142,27 @@ enum response_start_result {
  * call), then body[0..blen) unless head_only. r must be reset. */
 enum response_start_result response_start(struct response *r, const struct response_head *h,
 					  bool head_only, const char *body, size_t blen);
+
+/* A generated body goes through the out buffer in pieces of at most this many bytes. */
+#define RESPONSE_BODY_PIECE 65536
+
+/* Start a response with a generated body (a directory listing): head h, then body's
+ * bytes unless head_only; h->content_length must be their number. body belongs to r from
+ * this call on, whatever the result: freed at once when none of it is to be sent, else
+ * by response_reset(). Its bytes move into the out buffer a piece at a time
+ * (RESPONSE_BODY_PIECE, the first right behind the head), so every sender sends it
+ * (sendfile and splice too, like an error page) and the buffer stays that small, however
+ * big the body. r must be reset. */
+enum response_start_result response_start_body(struct response *r, const struct response_head *h,
+					       bool head_only, struct evbuffer *body);
+
+/* Are bytes of a generated body still waiting to go into the out buffer? */
+bool response_has_body_left(const struct response *r);
+
+/* Move the next piece of the generated body into the out buffer, which must be drained
+ * (nothing pending, so not sealed). False if nothing could be moved (a bug or out of
+ * memory inside libevent): the response cannot go on. */
+bool response_next_body_piece(struct response *r);
 
 /* What response_start_file() needs besides the plan. */
 struct response_file_opts {

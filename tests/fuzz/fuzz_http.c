@@ -3,7 +3,7 @@
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc tests/fuzz/fuzz_http.c src/http.c
  *
  * The input is fed, as is, to http_parse_request (with small and with normal limits),
- * http_date_parse, http_etag_match_any and http_accepts_gzip. Besides the sanitizers, the contract is checked
+ * http_date_parse, http_etag_match_any, http_accepts_gzip and http_accept_quality. Besides the sanitizers, the contract is checked
  * and abort() is called on any violation: slices inside the head, the status set, and that
  * parsing is monotonic (one byte fewer never turns an error into "incomplete" or OK, and an
  * OK head does not depend on what follows it). */
@@ -157,6 +157,8 @@ static void fuzz_accept_encoding(const char *buf, size_t len)
 	char more[200];
 
 	(void)http_accepts_gzip(buf, len);
+	fuzz_check(http_accept_quality(buf, len, "application/json") <= 1000);
+	fuzz_check(http_accept_quality(buf, len, "text/html") <= 1000);
 	if (len > 150 || memchr(buf, ';', len) != NULL)
 		return;
 	for (size_t i = 0; i < len; i++)

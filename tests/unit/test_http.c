@@ -990,6 +990,82 @@ static void test_accept_encoding(void)
 	assert(!http_accepts_gzip("gzip", 3));
 }
 
+static const struct {
+	const char *value, *type;
+	unsigned q;
+} accept_cases[] = {
+	{ "application/json", "application/json", 1000 },
+	{ "Application/JSON", "application/json", 1000 },
+	{ "application/json", "text/html", 0 },
+	{ "", "text/html", 0 },
+	{ "*/*", "application/json", 1000 },
+	{ "*/*;q=0.8", "text/html", 800 },
+	{ "application/*;q=0.5", "application/json", 500 },
+	{ "application/*;q=0.5", "text/html", 0 },
+	{ "text/*", "text/html", 1000 },
+	{ "text/*", "text/plain", 1000 },
+	{ "texts/*", "text/html", 0 },
+	{ "text/htmlx", "text/html", 0 },
+	{ "text/htm", "text/html", 0 },
+	/* the most specific range decides, whatever its place or weight */
+	{ "*/*, application/json;q=0.1", "application/json", 100 },
+	{ "application/json;q=0.1, */*", "application/json", 100 },
+	{ "application/json;q=0, */*", "application/json", 0 },
+	{ "application/*;q=0.2, */*;q=0.9", "application/json", 200 },
+	{ "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "text/html", 1000 },
+	{ "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "application/json",
+	  800 },
+	{ "application/json, text/html;q=0.5", "text/html", 500 },
+	{ " application/json ; q=0.25 ", "application/json", 250 },
+	{ "application/json;Q=0.125", "application/json", 125 },
+	{ "application/json;charset=utf-8", "application/json", 1000 },
+	{ "application/json;charset=utf-8;q=0.3", "application/json", 300 },
+	{ "application/json;q=1.000", "application/json", 1000 },
+	{ "application/json;q=0.001", "application/json", 1 },
+	/* of two equally specific ranges, the first */
+	{ "application/json;q=0.3, application/json;q=0.6", "application/json", 300 },
+	/* malformed weights count as 0 */
+	{ "application/json;q=2", "application/json", 0 },
+	{ "application/json;q=0.1234", "application/json", 0 },
+	{ "application/json;q=", "application/json", 0 },
+	{ "application/json;q", "application/json", 0 },
+	{ "application/json junk", "application/json", 0 },
+	{ ",, application/json ,,", "application/json", 1000 },
+};
+
+static void test_accept(void)
+{
+	for (size_t i = 0; i < ARRAY_LEN(accept_cases); i++) {
+		size_t len = strlen(accept_cases[i].value);
+		char *copy = malloc(len ? len : 1);	/* no NUL after it: lengths are honoured */
+		unsigned q;
+
+		assert(copy != NULL);
+		memcpy(copy, accept_cases[i].value, len);
+		q = http_accept_quality(copy, len, accept_cases[i].type);
+		free(copy);
+		if (q != accept_cases[i].q)
+			fprintf(stderr, "accept case %zu '%s' for %s: %u\n", i, accept_cases[i].value,
+				accept_cases[i].type, q);
+		assert(q == accept_cases[i].q);
+	}
+	{	/* the parser keeps the first Accept field */
+		static const char in[] = "GET / HTTP/1.1\r\nHost: a\r\nAccept:  application/json \r\n"
+					 "Accept: text/html\r\n\r\n";
+		struct http_request req;
+		int status;
+
+		assert(http_parse_request(in, sizeof(in) - 1, &lim_default, &req, &status) ==
+		       HTTP_PARSE_OK);
+		assert(str_is(req.accept, "application/json"));
+		assert(http_parse_request("GET / HTTP/1.1\r\nHost: a\r\n\r\n", 27, &lim_default,
+					  &req, &status) == HTTP_PARSE_OK);
+		assert(req.accept.ptr == NULL);
+	}
+	assert(http_accept_quality(NULL, 0, "application/json") == 1000);
+	assert(http_accept_quality("application/json", 11, "application/json") == 0);
+}
+
 /* ---- reason phrases -------------------------------------------------------------- */
 
 static void test_reasons(void)
@@ -1028,6 +1104,7 @@ int main(void)
 	test_dates();
 	test_etags();
 	test_accept_encoding();
+	test_accept();
 	test_reasons();
 	printf("test_http: %zu status, %zu field, %zu limit, %zu date, %zu etag cases and "
 	       "prefix/pipeline/large tests passed\n", ARRAY_LEN(status_cases),
