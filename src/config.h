@@ -9,9 +9,11 @@
 #include <sys/socket.h>
 
 #include "common.h"
+#include "proxy.h"
 
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_MAX_SNI 16
+#define CONFIG_MAX_TRUSTED 64	/* proxy_trusted blocks per listener */
 
 enum send_mode {
 	SEND_MODE_SENDFILE,	/* kTLS + sendfile(): the product's reason to exist */
@@ -47,6 +49,11 @@ struct listen_addr {
 					 * listener's own "send" group, then the command line */
 	struct send_settings own;	/* the listener's own group ... */
 	unsigned own_set;		/* ... and which of its fields it sets */
+	/* proxy_protocol: every connection starts with a PROXY header (v1 or v2) from a
+	 * balancer in trusted[]; connections from elsewhere are closed at accept */
+	bool proxy;
+	struct proxy_cidr trusted[CONFIG_MAX_TRUSTED];
+	size_t ntrusted;
 };
 
 struct config {

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 static const uint8_t v2_signature[12] = {
@@ -289,6 +290,14 @@ int proxy_cidr_parse(const char *s, struct proxy_cidr *out, const char **why)
 	}
 	*why = NULL;
 	return 0;
+}
+
+void proxy_cidr_format(const struct proxy_cidr *c, char *out, size_t outsz)
+{
+	char text[INET6_ADDRSTRLEN] = "?";
+
+	inet_ntop(c->family, c->addr, text, sizeof(text));
+	snprintf(out, outsz, "%s/%u", text, c->bits);
 }
 
 bool proxy_cidr_match(const struct proxy_cidr *list, size_t n, const struct sockaddr *sa)

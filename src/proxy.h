@@ -62,6 +62,9 @@ struct proxy_cidr {
  * bits set beyond the prefix ("10.0.0.1/8": a typo more often than not). */
 int proxy_cidr_parse(const char *s, struct proxy_cidr *out, const char **why);
 
+/* c as "ADDR/BITS" into out (outsz bytes; 64 always suffice). */
+void proxy_cidr_format(const struct proxy_cidr *c, char *out, size_t outsz);
+
 /* Is sa (AF_INET or AF_INET6; an IPv4-mapped IPv6 address counts as its IPv4 address)
  * inside one of list[0..n)? Other families never match. */
 bool proxy_cidr_match(const struct proxy_cidr *list, size_t n, const struct sockaddr *sa);

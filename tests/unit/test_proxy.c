@@ -381,6 +381,15 @@ static void run_cidr_case(const struct cidr_case *c)
 		return;
 	}
 	assert(why == NULL && out.family == c->family && out.bits == c->bits);
+	/* the text form parses back to the same block */
+	{
+		char text[64];
+		struct proxy_cidr back;
+		proxy_cidr_format(&out, text, sizeof(text));
+		assert(proxy_cidr_parse(text, &back, &why) == 0);
+		assert(memcmp(&back, &out, sizeof(out)) == 0);
+		assert(strchr(c->text, '/') == NULL || strcmp(text, c->text) == 0);
+	}
 }
 
 static struct sockaddr_storage sa(const char *ip)
