@@ -851,6 +851,23 @@ static const struct listen_addr *listener_entry(const struct config *cfg, size_t
 	return listener < cfg->nlisten ? &cfg->listen[listener] : NULL;
 }
 
+/* On a proxy listener, only a trusted balancer may name the client (anyone else could
+ * forge it): a connection from elsewhere is closed at once, before any byte is read. */
+static bool refuse_untrusted(struct server *srv, const struct listen_addr *la, int fd,
+			     const struct sockaddr *sa)
+{
+	char peer[64], line[160];
+
+	if (la == NULL || !la->proxy || proxy_cidr_match(la->trusted, la->ntrusted, sa))
+		return false;
+	net_format(sa, peer, sizeof(peer), NULL, 0);
+	snprintf(line, sizeof(line), "not in proxy_trusted of the PROXY listener %s; closed",
+		 la->text);
+	proxy_reject(srv, PROXY_REJECT_UNTRUSTED, 0, peer, line);
+	close(fd);
+	return true;
+}
+
 struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int salen,
 		      size_t listener)
 {
@@ -859,16 +876,8 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	unsigned long long limit;
 
 	(void)salen;
-	if (la != NULL && la->proxy && !proxy_cidr_match(la->trusted, la->ntrusted, sa)) {
-		/* only a trusted balancer may name the client: anyone else could forge it */
-		char peer[64], line[160];
-		net_format(sa, peer, sizeof(peer), NULL, 0);
-		snprintf(line, sizeof(line), "not in proxy_trusted of the PROXY listener %s; closed",
-			 la->text);
-		proxy_reject(srv, PROXY_REJECT_UNTRUSTED, 0, peer, line);
-		close(fd);
+	if (refuse_untrusted(srv, la, fd, sa))
 		return NULL;
-	}
 	if (fd_reserve_reached(fd, &limit)) {
 		refuse_out_of_fds(fd, sa, limit);
 		/* the cached files are the descriptors that can go: the next client may fit */

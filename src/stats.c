@@ -297,6 +297,18 @@ static void prom_head(struct evbuffer *o, const char *name, const char *type, co
 	evbuffer_add_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+static void prom_proxy(const struct server_counters *n, struct evbuffer *o)
+{
+	prom_head(o, "ktlsd_proxy_headers_total", "counter",
+		  "PROXY protocol headers accepted on proxy listeners (LOCAL included).");
+	evbuffer_add_printf(o, "ktlsd_proxy_headers_total %" PRIu64 "\n", n->proxy_headers);
+	prom_head(o, "ktlsd_proxy_rejected_total", "counter",
+		  "Connections on proxy listeners closed before TLS, by reason.");
+	for (int i = 0; i < PROXY_REJECT_MAX; i++)
+		evbuffer_add_printf(o, "ktlsd_proxy_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
+				    proxy_reject_name((enum proxy_reject)i), n->proxy_rejected[i]);
+}
+
 void stats_prometheus(struct server *srv, struct evbuffer *o)
 {
 	static const struct { const char *proc, *name, *type; } tls_stats[] = {
@@ -326,14 +338,7 @@ void stats_prometheus(struct server *srv, struct evbuffer *o)
 	prom_head(o, "ktlsd_responses_aborted_total", "counter",
 		  "Responses cut short (client gone, I/O error, file truncated, timeout).");
 	evbuffer_add_printf(o, "ktlsd_responses_aborted_total %" PRIu64 "\n", n->aborted);
-	prom_head(o, "ktlsd_proxy_headers_total", "counter",
-		  "PROXY protocol headers accepted on proxy listeners (LOCAL included).");
-	evbuffer_add_printf(o, "ktlsd_proxy_headers_total %" PRIu64 "\n", n->proxy_headers);
-	prom_head(o, "ktlsd_proxy_rejected_total", "counter",
-		  "Connections on proxy listeners closed before TLS, by reason.");
-	for (int i = 0; i < PROXY_REJECT_MAX; i++)
-		evbuffer_add_printf(o, "ktlsd_proxy_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
-				    proxy_reject_name((enum proxy_reject)i), n->proxy_rejected[i]);
+	prom_proxy(n, o);
 	prom_head(o, "ktlsd_bytes_sent_total", "counter",
 		  "Response bytes handed to the kernel or OpenSSL, by sender.");
 	for (int i = 0; i < SEND_MODE_AUTO; i++)
