@@ -423,6 +423,8 @@ static void proxy_reject(struct server *srv, enum proxy_reject why, uint64_t id,
 static void proxy_apply(struct conn *c, const struct proxy_result *res)
 {
 	c->srv->n.proxy_headers++;
+	c->srv->n.proxy_local += res->local;
+	c->proxy_local = res->local;
 	if (!res->has_addr) {
 		log_debug("conn %llu: %s: PROXY v%d %s: the connection's own addresses stay",
 			  (unsigned long long)c->id, c->peer, res->version,
@@ -523,6 +525,13 @@ static enum step do_handshake(struct conn *c)
 
 	if (r == IO_AGAIN)
 		return wait_for(c, ww);
+	if (r != IO_OK && c->proxy_local && BIO_number_read(SSL_get_rbio(c->ssl)) == 0) {
+		/* a balancer's health check (LOCAL header, then close): not a failed handshake,
+		 * or every check interval would add one */
+		log_debug("conn %llu: %s: PROXY LOCAL check closed before TLS",
+			  (unsigned long long)c->id, c->peer);
+		return STEP_CLOSE;
+	}
 	if (r != IO_OK) {
 		c->srv->n.handshakes_failed++;
 		log_msg(LOG_LEVEL_INFO, "conn %llu: %s: TLS handshake failed", (unsigned long long)c->id,

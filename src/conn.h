@@ -71,6 +71,7 @@ struct conn {
 	 * while a header arrives in pieces) */
 	unsigned char *proxy_buf;
 	size_t proxy_have;
+	bool proxy_local;		/* came with a LOCAL header: a balancer's own check */
 	struct timeval t_accept;
 	struct ktls_state ktls;
 	const struct send_settings *send;	/* this listener's settings (in cfg) */

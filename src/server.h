@@ -41,6 +41,7 @@ struct server_counters {
 	uint64_t corked_waits;		/* EAGAINs on kTLS sockets with a corked record */
 	uint64_t bytes_by_sender[SEND_MODE_MAX];
 	uint64_t proxy_headers;		/* PROXY headers accepted (LOCAL and UNKNOWN included) */
+	uint64_t proxy_local;		/* of them, LOCAL: a balancer's health checks */
 	uint64_t proxy_rejected[PROXY_REJECT_MAX];	/* proxy listeners: closed before TLS */
 };
 

@@ -151,8 +151,8 @@ static void json_totals(struct server *srv, struct evbuffer *o)
 	for (int i = 0; i < SEND_MODE_AUTO; i++)
 		evbuffer_add_printf(o, "%s\"%s\":%" PRIu64, i ? "," : "",
 				    send_mode_name((enum send_mode)i), n->bytes_by_sender[i]);
-	evbuffer_add_printf(o, "},\"proxy_headers\":%" PRIu64 ",\"proxy_rejected\":{",
-			    n->proxy_headers);
+	evbuffer_add_printf(o, "},\"proxy_headers\":%" PRIu64 ",\"proxy_local\":%" PRIu64
+			    ",\"proxy_rejected\":{", n->proxy_headers, n->proxy_local);
 	for (int i = 0; i < PROXY_REJECT_MAX; i++)
 		evbuffer_add_printf(o, "%s\"%s\":%" PRIu64, i ? "," : "",
 				    proxy_reject_name((enum proxy_reject)i), n->proxy_rejected[i]);
@@ -241,7 +241,8 @@ static void text_proxy(struct server *srv, struct evbuffer *o)
 		any = any || n->proxy_rejected[i] > 0;
 	if (!any)
 		return;
-	evbuffer_add_printf(o, "proxy %" PRIu64 " headers; rejected", n->proxy_headers);
+	evbuffer_add_printf(o, "proxy %" PRIu64 " headers (%" PRIu64 " LOCAL); rejected",
+			    n->proxy_headers, n->proxy_local);
 	for (int i = 0; i < PROXY_REJECT_MAX; i++)
 		evbuffer_add_printf(o, " %s %" PRIu64, proxy_reject_name((enum proxy_reject)i),
 				    n->proxy_rejected[i]);
@@ -300,8 +301,11 @@ static void prom_head(struct evbuffer *o, const char *name, const char *type, co
 static void prom_proxy(const struct server_counters *n, struct evbuffer *o)
 {
 	prom_head(o, "ktlsd_proxy_headers_total", "counter",
-		  "PROXY protocol headers accepted on proxy listeners (LOCAL included).");
-	evbuffer_add_printf(o, "ktlsd_proxy_headers_total %" PRIu64 "\n", n->proxy_headers);
+		  "PROXY protocol headers accepted on proxy listeners, by command (local: a "
+		  "balancer's health check).");
+	evbuffer_add_printf(o, "ktlsd_proxy_headers_total{command=\"proxy\"} %" PRIu64 "\n"
+			    "ktlsd_proxy_headers_total{command=\"local\"} %" PRIu64 "\n",
+			    n->proxy_headers - n->proxy_local, n->proxy_local);
 	prom_head(o, "ktlsd_proxy_rejected_total", "counter",
 		  "Connections on proxy listeners closed before TLS, by reason.");
 	for (int i = 0; i < PROXY_REJECT_MAX; i++)

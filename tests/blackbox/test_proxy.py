@@ -287,12 +287,34 @@ def hand_written_v1_and_v2_headers_then_tls_show_the_client_everywhere():
         d.wait_log(r"conn \d+: 203\.0\.113\.11:40008 via %s \(PROXY v2\)" % re.escape(local))
         d.wait_log(r"conn \d+: \[2001:db8::7\]:40002: TLSv1\.3 ")
         t = totals(d)
-        assert t["proxy_headers"] == len(cases) + 1, t
+        assert t["proxy_headers"] == len(cases) + 1 and t["proxy_local"] == 2, t
         assert set(t["proxy_rejected"].values()) == {0}, t
-        assert metric(d, "ktlsd_proxy_headers_total") == len(cases) + 1
+        assert t["handshakes_failed"] == 0, t
+        assert metric(d, 'ktlsd_proxy_headers_total{command="proxy"}') == len(cases) - 1
+        assert metric(d, 'ktlsd_proxy_headers_total{command="local"}') == 2
         listeners = d.stats()["listeners"]
         assert listeners[0]["proxy_protocol"] is True, listeners
         assert listeners[0]["proxy_trusted"] == ["127.0.0.0/8", "::1/128"], listeners
+
+
+@test
+def local_health_check_closing_before_tls_is_no_failed_handshake():
+    """A balancer's health check: LOCAL header, then close. Counted as LOCAL, never as a
+    failed handshake (else every check interval adds one); a LOCAL connection that does
+    send garbage instead of TLS still is one."""
+    with Daemon(listen=(proxy_listener(),), stats=True) as d:
+        port = d.ports[0]
+        for _ in range(5):
+            s = connect(port)
+            s.sendall(v2(command=0, family=0x00))
+            s.close()
+        wait_until(lambda: totals(d)["proxy_local"] == 5, what="5 LOCAL headers counted")
+        d.wait_fds_baseline()
+        t = totals(d)
+        assert t["handshakes_failed"] == 0 and set(t["proxy_rejected"].values()) == {0}, t
+        assert "handshake failed" not in d.log()
+        send_and_expect_close(port, v2(command=0, family=0x00) + b"\x00" * 64)
+        wait_until(lambda: totals(d)["handshakes_failed"] == 1, what="a failed handshake")
 
 
 @test
@@ -593,6 +615,16 @@ def client_hello():
     return out.read()
 
 
+def listening(port):
+    """Is a TCP socket listening on 127.0.0.1:port (from /proc/net/tcp, state 0A)?"""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A" and local == "0100007F:%04X" % port:
+                return True
+    return False
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -625,8 +657,8 @@ frontend tls_in
     default_backend ktlsd
 backend ktlsd
     balance roundrobin
-    server k1 127.0.0.1:%d send-proxy-v2
-    server k2 127.0.0.1:%d send-proxy-v2
+    server k1 127.0.0.1:%d send-proxy-v2 check inter 200ms
+    server k2 127.0.0.1:%d send-proxy-v2 check inter 200ms
 """ % (front, d1.ports[0], d2.ports[0]))
         check = subprocess.run([haproxy, "-c", "-f", cfg], capture_output=True, text=True,
                                timeout=30)
@@ -636,13 +668,8 @@ backend ktlsd
             hp = subprocess.Popen([haproxy, "-db", "-f", cfg], stdin=subprocess.DEVNULL,
                                   stdout=log, stderr=log)
         try:
-            def up():
-                try:
-                    socket.create_connection(("127.0.0.1", front), timeout=1).close()
-                    return True
-                except OSError:
-                    return False
-            wait_until(up, 10, what="haproxy to listen")
+            # a probe connection would be forwarded (and counted): look, don't touch
+            wait_until(lambda: listening(front), 10, what="haproxy to listen")
             clients = []
             for i in range(8):
                 s = connect(front)
@@ -665,7 +692,12 @@ backend ktlsd
                 assert re.search(r" peer=%s via=127\.0\.0\.1:\d+$" % re.escape(local), line), (
                     local, line)
                 assert not line.endswith("via=" + local), line
-            assert totals(d1)["proxy_headers"] >= 4 and totals(d2)["proxy_headers"] >= 4
+            # its health checks (LOCAL headers, then a close) are no failed handshakes
+            for d in (d1, d2):
+                wait_until(lambda d=d: totals(d)["proxy_local"] >= 2, what="health checks")
+                t = totals(d)
+                assert t["proxy_headers"] - t["proxy_local"] == 4, t
+                assert t["handshakes_failed"] == 0 and t["proxy_rejected"]["closed"] == 0, t
         finally:
             hp.terminate()
             try:
