@@ -881,6 +881,7 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 		      size_t listener)
 {
 	const struct listen_addr *la = listener_entry(srv->site->cfg, listener);
+	enum conn_state first = la != NULL && la->proxy ? CONN_PROXY_HEADER : CONN_HANDSHAKE;
 	struct conn *c;
 	unsigned long long limit;
 
@@ -918,6 +919,8 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	c->rec.sender = "-";
 	c->rec.offload = "-";
 	c->rec.cipher = "-";
+	c->rec.state = state_names[first];
+	c->state = first;
 	c->rec.start_us = stall_now_us();
 	gettimeofday(&c->t_accept, NULL);
 	net_format(sa, c->peer, sizeof(c->peer), c->peer_addr, sizeof(c->peer_addr));
@@ -944,8 +947,7 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	/* libevent times timers from the moment its loop woke; in a long burst of accepts
 	 * that is already stale, and the handshake timeout would fire early. */
 	event_base_update_cache_time(srv->base);
-	c->state = la != NULL && la->proxy ? CONN_PROXY_HEADER : CONN_HANDSHAKE;
-	conn_set_state(c, c->state);
+	conn_set_state(c, first);
 	event_add(c->ev_io, NULL);	/* a ClientHello already here is reported at once */
 	return c;
 }
