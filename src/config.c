@@ -308,12 +308,49 @@ static int load_sni(struct loader *ld, const config_setting_t *tls, struct confi
 	return 0;
 }
 
+/* A listener's proxy_protocol and proxy_trusted (group e) into la. Trust is never
+ * implied: proxy_protocol = true needs the balancers' blocks, and proxy_trusted means
+ * nothing without it. */
+static int load_listen_proxy(struct loader *ld, const config_setting_t *e, struct listen_addr *la)
+{
+	const config_setting_t *t = config_setting_get_member(e, "proxy_trusted");
+	int n;
+
+	if (get_bool(ld, e, "proxy_protocol", &la->proxy))
+		return -1;
+	if (t == NULL)
+		return la->proxy ? fail_at(ld, config_setting_get_member(e, "proxy_protocol"),
+					   "listen %s: proxy_protocol = true needs proxy_trusted, the "
+					   "address blocks of the balancers allowed to send PROXY headers "
+					   "(\"0.0.0.0/0\", \"::/0\" for any)", la->text) : 0;
+	if (!la->proxy)
+		return fail_at(ld, t, "listen %s: proxy_trusted needs proxy_protocol = true", la->text);
+	if (!config_setting_is_array(t) && !config_setting_is_list(t))
+		return fail_at(ld, t, "proxy_trusted: must be a list of address blocks, e.g. "
+			       "[ \"10.0.0.0/8\", \"::1/128\" ]");
+	n = config_setting_length(t);
+	if (n == 0 || n > CONFIG_MAX_TRUSTED)
+		return fail_at(ld, t, "proxy_trusted: give 1 to %d address blocks", CONFIG_MAX_TRUSTED);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *b = config_setting_get_elem(t, (unsigned)i);
+		const char *why;
+		if (config_setting_type(b) != CONFIG_TYPE_STRING)
+			return fail_at(ld, b, "proxy_trusted: element %d must be a string", i + 1);
+		if (proxy_cidr_parse(config_setting_get_string(b), &la->trusted[i], &why) == -1)
+			return fail_at(ld, b, "proxy_trusted: \"%s\": %s", config_setting_get_string(b),
+				       why);
+	}
+	la->ntrusted = (size_t)n;
+	return 0;
+}
+
 /* One element of "listen": "ADDR:PORT", or { address = "ADDR:PORT"; send = { ... };
- * autoindex = BOOL; }. */
+ * autoindex = BOOL; proxy_protocol = BOOL; proxy_trusted = [ ... ]; }. */
 static int load_listen_one(struct loader *ld, const config_setting_t *e, int i,
 			   struct listen_addr *la)
 {
-	static const char *const keys[] = { "address", "send", "autoindex", NULL };
+	static const char *const keys[] = { "address", "send", "autoindex", "proxy_protocol",
+		"proxy_trusted", NULL };
 	static const char *const snd[] = { "mode", "chunk", "mss", "notsent_lowat", NULL };
 	const config_setting_t *a = e, *g;
 	char msg[160];
@@ -337,7 +374,7 @@ static int load_listen_one(struct loader *ld, const config_setting_t *e, int i,
 	if (get_bool(ld, e, "autoindex", &la->own_autoindex))
 		return -1;
 	la->own_autoindex_set = config_setting_get_member(e, "autoindex") != NULL;
-	return rc;
+	return rc ? rc : load_listen_proxy(ld, e, la);
 }
 
 static int load_listen(struct loader *ld, const config_setting_t *root, struct config *c)

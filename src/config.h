@@ -9,11 +9,13 @@
 #include <sys/socket.h>
 
 #include "common.h"
+#include "proxy.h"
 
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_MAX_SNI 16
 /* autoindex_max_entries at most: a listing holds its entries in memory to sort them */
 #define CONFIG_MAX_AUTOINDEX_ENTRIES 100000
+#define CONFIG_MAX_TRUSTED 64	/* proxy_trusted blocks per listener */
 
 enum send_mode {
 	SEND_MODE_SENDFILE,	/* kTLS + sendfile(): the product's reason to exist */
@@ -52,6 +54,11 @@ struct listen_addr {
 	bool autoindex;			/* effective: the listener's own "autoindex", else the
 					 * global one */
 	bool own_autoindex, own_autoindex_set;
+	/* proxy_protocol: every connection starts with a PROXY header (v1 or v2) from a
+	 * balancer in trusted[]; connections from elsewhere are closed at accept */
+	bool proxy;
+	struct proxy_cidr trusted[CONFIG_MAX_TRUSTED];
+	size_t ntrusted;
 };
 
 struct config {

@@ -38,7 +38,7 @@ enum step {
 #define PATH_MAX_BYTES 4096
 
 static const char *const state_names[CONN_STATE_MAX] = {
-	"handshake", "read_request", "send_headers", "send_body", "keepalive", "linger",
+	"proxy_header", "handshake", "read_request", "send_headers", "send_body", "keepalive", "linger",
 };
 
 const char *conn_state_name(enum conn_state s)
@@ -56,6 +56,7 @@ static void arm_timer(struct conn *c, unsigned ms)
 static unsigned state_timeout(const struct conn *c, enum conn_state s)
 {
 	switch (s) {
+	case CONN_PROXY_HEADER:	/* a balancer sends it at once: one bound for both */
 	case CONN_HANDSHAKE: return c->cfg->timeouts.handshake;
 	case CONN_READ_REQUEST: return c->cfg->timeouts.header;
 	case CONN_SEND_HEADERS:
@@ -146,7 +147,7 @@ static int access_log_json(struct conn *c, char *line, size_t size, const struct
 			"{\"time\":\"%s\",\"remote_addr\":\"%s\",\"request\":\"%s\",\"status\":%d,"
 			"\"body_bytes\":%llu,\"referer\":\"%s\",\"user_agent\":\"%s\",\"rt\":%.3f,"
 			"\"bytes\":%llu,\"mode\":\"%s\",\"tls_tx\":\"%s\",\"mss\":%u,\"stalls\":%u,"
-			"\"stall_ms\":%llu,\"conn\":%llu}",
+			"\"stall_ms\":%llu,\"conn\":%llu,\"peer\":\"%s\",\"via\":%s%s%s}",
 			when, c->peer_addr, json_escaped(req, sizeof(req), c->reqline), c->resp.status,
 			(unsigned long long)c->resp.body_bytes,
 			json_escaped(ref, sizeof(ref), c->referer),
@@ -156,7 +157,8 @@ static int access_log_json(struct conn *c, char *line, size_t size, const struct
 			c->rec.snd_mss, c->rec.stalls - c->stalls_at_request,
 			(unsigned long long)(c->rec.stall_ms_total + stall_current_ms(c) -
 					     c->stall_ms_at_request),
-			(unsigned long long)c->id);
+			(unsigned long long)c->id, c->peer, c->via[0] ? "\"" : "",
+			c->via[0] ? c->via : "null", c->via[0] ? "\"" : "");
 }
 
 static void access_log(struct conn *c)
@@ -182,7 +184,7 @@ static void access_log(struct conn *c)
 	strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S %z", &tm);
 	n = snprintf(line, sizeof(line),
 		     "%s - - [%s] \"%s\" %d %llu \"%s\" \"%s\" rt=%.3f bytes=%llu mode=%s "
-		     "tls_tx=%s mss=%u stalls=%u stall_ms=%llu conn=%llu",
+		     "tls_tx=%s mss=%u stalls=%u stall_ms=%llu conn=%llu%s%s%s%s",
 		     c->peer_addr, when, c->reqline[0] ? c->reqline : "-", c->resp.status,
 		     (unsigned long long)c->resp.body_bytes, c->referer[0] ? c->referer : "-",
 		     c->user_agent[0] ? c->user_agent : "-", rt,
@@ -190,7 +192,11 @@ static void access_log(struct conn *c)
 		     c->sender ? c->sender->name : "-", c->ktls.tx ? "kernel" : "userspace",
 		     c->rec.snd_mss, c->rec.stalls - c->stalls_at_request,
 		     (unsigned long long)(c->rec.stall_ms_total + stall_current_ms(c) - c->stall_ms_at_request),
-		     (unsigned long long)c->id);
+		     (unsigned long long)c->id,
+		     /* behind a balancer: the client's port and the balancer, which the
+		      * combined format has no field for */
+		     c->via[0] ? " peer=" : "", c->via[0] ? c->peer : "",
+		     c->via[0] ? " via=" : "", c->via);
 	if (n > 0)
 		log_access(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
@@ -431,6 +437,135 @@ static enum step handle_bad_request(struct conn *c, const char *p, size_t len, i
 
 /* ---- the states ------------------------------------------------------- */
 
+/* A connection on a proxy listener closed before TLS: counted by reason; logged, but each
+ * reason at most once a second (a scan or a misconfigured balancer must not flood the
+ * log), with how many went unlogged. what: the log line after the peer. */
+static void proxy_reject(struct server *srv, enum proxy_reject why, uint64_t id,
+			 const char *peer, const char *what)
+{
+	static time_t last[PROXY_REJECT_MAX];
+	static uint64_t unlogged[PROXY_REJECT_MAX];
+	time_t now = time(NULL);
+	char more[64] = "";
+	char who[40] = "";
+
+	srv->n.proxy_rejected[why]++;
+	if (now == last[why]) {
+		unlogged[why]++;
+		return;
+	}
+	if (unlogged[why] > 0)
+		snprintf(more, sizeof(more), " (%llu more %s since the last such line)",
+			 (unsigned long long)unlogged[why], proxy_reject_name(why));
+	if (id > 0)
+		snprintf(who, sizeof(who), "conn %llu: ", (unsigned long long)id);
+	log_msg(why == PROXY_REJECT_CLOSED ? LOG_LEVEL_INFO : LOG_LEVEL_WARN, "%s%s: %s%s", who,
+		peer, what, more);
+	last[why] = now;
+	unlogged[why] = 0;
+}
+
+/* The PROXY header is complete (res): the client it names becomes the peer that logs
+ * and records show, the socket's peer (the balancer) is kept as via. A LOCAL command (a
+ * balancer's own health check) or an UNKNOWN/UNSPEC source keeps the socket's. */
+static void proxy_apply(struct conn *c, const struct proxy_result *res)
+{
+	c->srv->n.proxy_headers++;
+	c->srv->n.proxy_local += res->local;
+	c->proxy_local = res->local;
+	if (!res->has_addr) {
+		log_debug("conn %llu: %s: PROXY v%d %s: the connection's own addresses stay",
+			  (unsigned long long)c->id, c->peer, res->version,
+			  res->local ? "LOCAL" : "without addresses");
+		return;
+	}
+	snprintf(c->via, sizeof(c->via), "%s", c->peer);
+	net_format((const struct sockaddr *)&res->src, c->peer, sizeof(c->peer), c->peer_addr,
+		   sizeof(c->peer_addr));
+	snprintf(c->rec.peer, sizeof(c->rec.peer), "%s", c->peer);
+	snprintf(c->rec.via, sizeof(c->rec.via), "%s", c->via);
+	log_msg(LOG_LEVEL_INFO, "conn %llu: %s via %s (PROXY v%d)", (unsigned long long)c->id,
+		c->peer, c->via, res->version);
+}
+
+/* Take n bytes that a peek showed are waiting off the socket: kept in c->proxy_buf at
+ * c->proxy_have, or (keep false) dropped, as the caller has them. 0, -1 out of memory,
+ * -2 the socket did not give them (reset meanwhile). */
+static int proxy_consume(struct conn *c, size_t n, bool keep)
+{
+	unsigned char tmp[PROXY_HEADER_MAX];
+	unsigned char *to = tmp;
+	ssize_t got;
+
+	if (keep) {
+		unsigned char *b = realloc(c->proxy_buf, c->proxy_have + n);
+		if (b == NULL)
+			return -1;
+		c->proxy_buf = b;
+		to = b + c->proxy_have;
+	}
+	got = SEND_RETRY(recv(c->fd, to, n, MSG_DONTWAIT));
+	if (got < 0 || (size_t)got != n)
+		return -2;
+	if (keep)
+		c->proxy_have += n;
+	return 0;
+}
+
+/* Read the PROXY header and not one byte more: look at what waits (MSG_PEEK), let the
+ * parser say where the header ends, take exactly that; the ClientHello behind it stays in
+ * the socket for OpenSSL. A header that arrives in pieces is taken piece by piece (every
+ * byte of an incomplete header is the header's), until a look finds nothing new: then
+ * the read edge is armed after EAGAIN, as the edge-triggered event wants. */
+static enum step do_proxy_header(struct conn *c)
+{
+	unsigned char buf[PROXY_HEADER_MAX];
+	struct proxy_result res;
+	size_t have = c->proxy_have;
+	ssize_t n;
+	int rc = 0;
+	char what[160];
+
+	if (have > 0)
+		memcpy(buf, c->proxy_buf, have);
+	n = SEND_RETRY(recv(c->fd, buf + have, sizeof(buf) - have, MSG_PEEK | MSG_DONTWAIT));
+	if (n < 0 && io_from_errno(errno) == IO_AGAIN)
+		return wait_for(c, false);
+	if (n <= 0) {
+		snprintf(what, sizeof(what), "closed before its PROXY header was complete (%zu "
+			 "bytes)", have);
+		proxy_reject(c->srv, PROXY_REJECT_CLOSED, c->id, c->peer, what);
+		return STEP_CLOSE;
+	}
+	switch (proxy_parse(buf, have + (size_t)n, &res)) {
+	case PROXY_NEED_MORE:
+		if ((rc = proxy_consume(c, (size_t)n, true)) != 0)
+			break;
+		return STEP_CONTINUE;	/* look again: EAGAIN, or what came meanwhile */
+	case PROXY_INVALID:
+		snprintf(what, sizeof(what), "bad PROXY header: %s; closed", res.reason);
+		proxy_reject(c->srv, res.oversized ? PROXY_REJECT_OVERSIZED : PROXY_REJECT_MALFORMED,
+			     c->id, c->peer, what);
+		return STEP_CLOSE;
+	case PROXY_DONE:
+		if ((rc = proxy_consume(c, res.len - have, false)) != 0)
+			break;
+		free(c->proxy_buf);
+		c->proxy_buf = NULL;
+		c->proxy_have = 0;
+		proxy_apply(c, &res);
+		conn_set_state(c, CONN_HANDSHAKE);
+		return STEP_CONTINUE;
+	}
+	if (rc == -1)
+		log_msg(LOG_LEVEL_ERROR, "conn %llu: out of memory for a PROXY header",
+			(unsigned long long)c->id);
+	else
+		proxy_reject(c->srv, PROXY_REJECT_CLOSED, c->id, c->peer,
+			     "reset while its PROXY header was read");
+	return STEP_CLOSE;
+}
+
 static enum step do_handshake(struct conn *c)
 {
 	int ww;
@@ -438,6 +573,13 @@ static enum step do_handshake(struct conn *c)
 
 	if (r == IO_AGAIN)
 		return wait_for(c, ww);
+	if (r != IO_OK && c->proxy_local && BIO_number_read(SSL_get_rbio(c->ssl)) == 0) {
+		/* a balancer's health check (LOCAL header, then close): not a failed handshake,
+		 * or every check interval would add one */
+		log_debug("conn %llu: %s: PROXY LOCAL check closed before TLS",
+			  (unsigned long long)c->id, c->peer);
+		return STEP_CLOSE;
+	}
 	if (r != IO_OK) {
 		c->srv->n.handshakes_failed++;
 		log_msg(LOG_LEVEL_INFO, "conn %llu: %s: TLS handshake failed", (unsigned long long)c->id,
@@ -655,6 +797,7 @@ static void drive(struct conn *c)
 
 	while (st == STEP_CONTINUE) {
 		switch (c->state) {
+		case CONN_PROXY_HEADER: st = do_proxy_header(c); break;
 		case CONN_HANDSHAKE: st = do_handshake(c); break;
 		case CONN_READ_REQUEST:
 		case CONN_KEEPALIVE: st = do_read(c); break;
@@ -686,7 +829,13 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (c->state != CONN_LINGER && c->state != CONN_KEEPALIVE) {
+	if (c->state == CONN_PROXY_HEADER) {
+		char line[96];
+		c->srv->n.timeouts++;
+		snprintf(line, sizeof(line), "PROXY header timeout (%zu bytes of it); closed",
+			 c->proxy_have);
+		proxy_reject(c->srv, PROXY_REJECT_TIMEOUT, c->id, c->peer, line);
+	} else if (c->state != CONN_LINGER && c->state != CONN_KEEPALIVE) {
 		c->srv->n.timeouts++;
 		log_msg(LOG_LEVEL_INFO, "conn %llu: %s: %s timeout", (unsigned long long)c->id,
 			c->peer, state_names[c->state]);
@@ -764,13 +913,42 @@ static void set_socket_options(struct conn *c)
 			c->send->notsent_lowat, strerror(errno));
 }
 
+/* Listener number listener's entry in cfg, or NULL: after a reload that dropped it (the
+ * global settings apply, no PROXY header), or for a socket from systemd that no entry
+ * names. */
+static const struct listen_addr *listener_entry(const struct config *cfg, size_t listener)
+{
+	return listener < cfg->nlisten ? &cfg->listen[listener] : NULL;
+}
+
+/* On a proxy listener, only a trusted balancer may name the client (anyone else could
+ * forge it): a connection from elsewhere is closed at once, before any byte is read. */
+static bool refuse_untrusted(struct server *srv, const struct listen_addr *la, int fd,
+			     const struct sockaddr *sa)
+{
+	char peer[64], line[160];
+
+	if (la == NULL || !la->proxy || proxy_cidr_match(la->trusted, la->ntrusted, sa))
+		return false;
+	net_format(sa, peer, sizeof(peer), NULL, 0);
+	snprintf(line, sizeof(line), "not in proxy_trusted of the PROXY listener %s; closed",
+		 la->text);
+	proxy_reject(srv, PROXY_REJECT_UNTRUSTED, 0, peer, line);
+	close(fd);
+	return true;
+}
+
 struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int salen,
 		      size_t listener)
 {
+	const struct listen_addr *la = listener_entry(srv->site->cfg, listener);
+	enum conn_state first = la != NULL && la->proxy ? CONN_PROXY_HEADER : CONN_HANDSHAKE;
 	struct conn *c;
 	unsigned long long limit;
 
 	(void)salen;
+	if (refuse_untrusted(srv, la, fd, sa))
+		return NULL;
 	if (fd_reserve_reached(fd, &limit)) {
 		refuse_out_of_fds(fd, sa, limit);
 		/* the cached files are the descriptors that can go: the next client may fit */
@@ -791,9 +969,8 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	response_init(&c->resp);
 	c->pipe[0] = c->pipe[1] = -1;
 	/* after a reload that changed the listen list, fall back to the global settings */
-	c->send = listener < c->cfg->nlisten ? &c->cfg->listen[listener].send : &c->cfg->send;
-	c->autoindex = listener < c->cfg->nlisten ? c->cfg->listen[listener].autoindex
-						  : c->cfg->autoindex.enabled;
+	c->send = la != NULL ? &la->send : &c->cfg->send;
+	c->autoindex = la != NULL ? la->autoindex : c->cfg->autoindex.enabled;
 	c->mode = c->send->mode;
 	c->chunk = c->send->chunk;
 	c->rec.chunk = c->chunk;
@@ -804,7 +981,8 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	c->rec.sender = "-";
 	c->rec.offload = "-";
 	c->rec.cipher = "-";
-	c->rec.state = state_names[CONN_HANDSHAKE];
+	c->rec.state = state_names[first];
+	c->state = first;
 	c->rec.start_us = stall_now_us();
 	gettimeofday(&c->t_accept, NULL);
 	net_format(sa, c->peer, sizeof(c->peer), c->peer_addr, sizeof(c->peer_addr));
@@ -831,7 +1009,7 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	/* libevent times timers from the moment its loop woke; in a long burst of accepts
 	 * that is already stale, and the handshake timeout would fire early. */
 	event_base_update_cache_time(srv->base);
-	conn_set_state(c, CONN_HANDSHAKE);
+	conn_set_state(c, first);
 	event_add(c->ev_io, NULL);	/* a ClientHello already here is reported at once */
 	return c;
 }
@@ -839,6 +1017,7 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 void conn_shutdown(struct conn *c)
 {
 	switch (c->state) {
+	case CONN_PROXY_HEADER:
 	case CONN_HANDSHAKE:
 	case CONN_KEEPALIVE:
 		conn_free(c);
@@ -878,6 +1057,7 @@ void conn_free(struct conn *c)
 		close(c->pipe[1]);
 	}
 	SSL_free(c->ssl);
+	free(c->proxy_buf);
 	close(c->fd);
 	if (c->in != NULL)
 		evbuffer_free(c->in);

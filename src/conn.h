@@ -1,12 +1,14 @@
 /* conn.h — one client connection and its state machine.
  *
- *   accept ─► HANDSHAKE ─► READ_REQUEST ─► SEND_HEADERS ─► SEND_BODY ─┐
+ *   accept ─► (PROXY_HEADER) ─► HANDSHAKE ─► READ_REQUEST ─► SEND_HEADERS ─► SEND_BODY ─┐
  *                              ▲   ▲                                  │ keep-alive
  *                              │   └──── (pipelined bytes buffered) ◄─┤
  *                              └──────── KEEPALIVE ◄──────────────────┤
  *                                                                     ▼ close
  *                                        LINGER (discard input, ≤ 2 s) ─► freed
  *
+ * PROXY_HEADER only on a listener with proxy_protocol (and a source in its proxy_trusted):
+ * the balancer's PROXY header is read, exactly, before OpenSSL sees the socket.
  * The states are in lifecycle order. Every change goes through conn_set_state(), which
  * also arms the state's timeout, so no state can be waited in forever. The libevent
  * callbacks only call the driver. */
@@ -31,6 +33,7 @@
 #include "stats.h"
 
 enum conn_state {
+	CONN_PROXY_HEADER,	/* reading the PROXY header (timeout: handshake) */
 	CONN_HANDSHAKE,		/* TLS handshake in progress (timeout: handshake) */
 	CONN_READ_REQUEST,	/* reading a request head (timeout: header, from its first byte) */
 	CONN_SEND_HEADERS,	/* response head (maybe with the first body bytes) going out */
@@ -58,8 +61,17 @@ struct conn {
 	struct event *ev_io, *ev_timer;
 	short waiting;			/* EV_READ or EV_WRITE */
 	struct evbuffer *in;		/* decrypted request bytes, bounded by header_bytes */
-	char peer[64];			/* "addr:port" / "[addr]:port" */
+	/* The client, "addr:port" / "[addr]:port", and its bare address: the socket's peer,
+	 * or on a proxy listener the source the PROXY header names. Every log line and
+	 * record shows these; via keeps the socket's peer (the balancer), "" if none. */
+	char peer[64];
 	char peer_addr[48];
+	char via[64];
+	/* CONN_PROXY_HEADER: the header bytes consumed so far (allocated to their size, only
+	 * while a header arrives in pieces) */
+	unsigned char *proxy_buf;
+	size_t proxy_have;
+	bool proxy_local;		/* came with a LOCAL header: a balancer's own check */
 	struct timeval t_accept;
 	struct ktls_state ktls;
 	const struct send_settings *send;	/* this listener's settings (in cfg) */

@@ -335,6 +335,26 @@ static void restart_only_changes(const struct config *o, const struct config *n,
 	}
 }
 
+/* After a reload, which entry of the new configuration each listening socket follows
+ * (its send settings but mss, proxy_protocol and proxy_trusted apply to its new
+ * connections). An entry at the same place with the same address keeps its place; one
+ * that moved is found by its address; a socket the new file no longer names gets
+ * SIZE_MAX (the global send settings, no PROXY header) until the restart the reload asks
+ * for. Without this, reordering the listen list would hand one socket's PROXY settings
+ * to another. */
+static void remap_listeners(struct server *srv, const struct config *o, const struct config *n)
+{
+	for (size_t i = 0; i < srv->nlisteners; i++) {
+		size_t k = srv->listener_cfg[i];
+		if (k >= o->nlisten)
+			continue;
+		if (k < n->nlisten && o->listen[k].len == n->listen[k].len &&
+		    memcmp(&o->listen[k].ss, &n->listen[k].ss, n->listen[k].len) == 0)
+			continue;
+		srv->listener_cfg[i] = match_listen(n, &o->listen[k].ss);
+	}
+}
+
 /* The certificate new handshakes will present, so a reload can be checked in the log. */
 static void log_certificate(const struct site *site)
 {
@@ -418,6 +438,7 @@ static void server_reload(struct server *srv)
 		log_msg(LOG_LEVEL_ERROR, "reload: %s (keeping the old log files)", err);
 	log_set_level((enum log_level)site->cfg->log.level);
 	restart_only_changes(old->cfg, site->cfg, later, sizeof(later));
+	remap_listeners(srv, old->cfg, site->cfg);
 	/* accepting was paused at the old limit: a higher one resumes it now */
 	if (srv->nconns >= old->cfg->max_connections && srv->nconns < site->cfg->max_connections)
 		listeners_enable(srv, true);

@@ -12,6 +12,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "proxy.h"
 #include "stall.h"
 
 /* Everything built from one configuration snapshot. Connections hold a reference, so a
@@ -39,6 +40,9 @@ struct server_counters {
 	uint64_t auto_capped_starts;	/* connections that started with the lever auto learned */
 	uint64_t corked_waits;		/* EAGAINs on kTLS sockets with a corked record */
 	uint64_t bytes_by_sender[SEND_MODE_MAX];
+	uint64_t proxy_headers;		/* PROXY headers accepted (LOCAL and UNKNOWN included) */
+	uint64_t proxy_local;		/* of them, LOCAL: a balancer's health checks */
+	uint64_t proxy_rejected[PROXY_REJECT_MAX];	/* proxy listeners: closed before TLS */
 };
 
 struct server {

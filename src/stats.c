@@ -76,6 +76,11 @@ static void json_record(struct evbuffer *o, const struct conn_record *r, uint64_
 
 	evbuffer_add_printf(o, "{\"id\":%" PRIu64 ",\"peer\":", r->id);
 	json_str(o, r->peer);
+	evbuffer_add_printf(o, ",\"via\":");
+	if (r->via[0])
+		json_str(o, r->via);
+	else
+		evbuffer_add_printf(o, "null");
 	evbuffer_add_printf(o, ",\"listener\":");
 	json_str(o, r->listener);
 	evbuffer_add_printf(o, ",\"state\":");
@@ -146,6 +151,11 @@ static void json_totals(struct server *srv, struct evbuffer *o)
 	for (int i = 0; i < SEND_MODE_AUTO; i++)
 		evbuffer_add_printf(o, "%s\"%s\":%" PRIu64, i ? "," : "",
 				    send_mode_name((enum send_mode)i), n->bytes_by_sender[i]);
+	evbuffer_add_printf(o, "},\"proxy_headers\":%" PRIu64 ",\"proxy_local\":%" PRIu64
+			    ",\"proxy_rejected\":{", n->proxy_headers, n->proxy_local);
+	for (int i = 0; i < PROXY_REJECT_MAX; i++)
+		evbuffer_add_printf(o, "%s\"%s\":%" PRIu64, i ? "," : "",
+				    proxy_reject_name((enum proxy_reject)i), n->proxy_rejected[i]);
 	evbuffer_add_printf(o, "}}");
 	{
 		struct fcache_stats f;
@@ -176,8 +186,15 @@ void stats_json(struct server *srv, struct evbuffer *o)
 		evbuffer_add_printf(o, "%s{\"address\":", i ? "," : "");
 		json_str(o, la->text);
 		evbuffer_add_printf(o, ",\"send_mode\":\"%s\",\"chunk\":%zu,\"mss\":%d,"
-				    "\"notsent_lowat\":%d}", send_mode_name(la->send.mode),
-				    la->send.chunk, la->send.mss, la->send.notsent_lowat);
+				    "\"notsent_lowat\":%d,\"proxy_protocol\":%s,\"proxy_trusted\":[",
+				    send_mode_name(la->send.mode), la->send.chunk, la->send.mss,
+				    la->send.notsent_lowat, la->proxy ? "true" : "false");
+		for (size_t k = 0; k < la->ntrusted; k++) {
+			char block[64];
+			proxy_cidr_format(&la->trusted[k], block, sizeof(block));
+			evbuffer_add_printf(o, "%s\"%s\"", k ? "," : "", block);
+		}
+		evbuffer_add_printf(o, "]}");
 	}
 	evbuffer_add_printf(o, "],");
 	json_totals(srv, o);
@@ -212,6 +229,26 @@ static void text_file_cache(struct evbuffer *o, const struct fcache_stats *f)
 			    f->entries, f->capacity, f->hits, f->misses);
 }
 
+/* "proxy ..." only where PROXY headers are expected or were counted. */
+static void text_proxy(struct server *srv, struct evbuffer *o)
+{
+	const struct server_counters *n = &srv->n;
+	bool any = n->proxy_headers > 0;
+
+	for (size_t i = 0; i < srv->site->cfg->nlisten; i++)
+		any = any || srv->site->cfg->listen[i].proxy;
+	for (int i = 0; i < PROXY_REJECT_MAX; i++)
+		any = any || n->proxy_rejected[i] > 0;
+	if (!any)
+		return;
+	evbuffer_add_printf(o, "proxy %" PRIu64 " headers (%" PRIu64 " LOCAL); rejected",
+			    n->proxy_headers, n->proxy_local);
+	for (int i = 0; i < PROXY_REJECT_MAX; i++)
+		evbuffer_add_printf(o, " %s %" PRIu64, proxy_reject_name((enum proxy_reject)i),
+				    n->proxy_rejected[i]);
+	evbuffer_add_printf(o, "\n");
+}
+
 void stats_text(struct server *srv, struct evbuffer *o)
 {
 	const struct server_counters *n = &srv->n;
@@ -233,6 +270,7 @@ void stats_text(struct server *srv, struct evbuffer *o)
 	evbuffer_add_printf(o, "; %.1f s stalled; %" PRIu64 " corked waits; %" PRIu64
 			    " mitigations%s\n", (double)n->stall_ms_total / 1000, n->corked_waits,
 			    n->mitigations, srv->learn.capped ? " (auto starts with its lever)" : "");
+	text_proxy(srv, o);
 	{
 		struct fcache_stats f;
 		fcache_get_stats(srv->fcache, &f);
@@ -258,6 +296,21 @@ void stats_text(struct server *srv, struct evbuffer *o)
 static void prom_head(struct evbuffer *o, const char *name, const char *type, const char *help)
 {
 	evbuffer_add_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void prom_proxy(const struct server_counters *n, struct evbuffer *o)
+{
+	prom_head(o, "ktlsd_proxy_headers_total", "counter",
+		  "PROXY protocol headers accepted on proxy listeners, by command (local: a "
+		  "balancer's health check).");
+	evbuffer_add_printf(o, "ktlsd_proxy_headers_total{command=\"proxy\"} %" PRIu64 "\n"
+			    "ktlsd_proxy_headers_total{command=\"local\"} %" PRIu64 "\n",
+			    n->proxy_headers - n->proxy_local, n->proxy_local);
+	prom_head(o, "ktlsd_proxy_rejected_total", "counter",
+		  "Connections on proxy listeners closed before TLS, by reason.");
+	for (int i = 0; i < PROXY_REJECT_MAX; i++)
+		evbuffer_add_printf(o, "ktlsd_proxy_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
+				    proxy_reject_name((enum proxy_reject)i), n->proxy_rejected[i]);
 }
 
 void stats_prometheus(struct server *srv, struct evbuffer *o)
@@ -289,6 +342,7 @@ void stats_prometheus(struct server *srv, struct evbuffer *o)
 	prom_head(o, "ktlsd_responses_aborted_total", "counter",
 		  "Responses cut short (client gone, I/O error, file truncated, timeout).");
 	evbuffer_add_printf(o, "ktlsd_responses_aborted_total %" PRIu64 "\n", n->aborted);
+	prom_proxy(n, o);
 	prom_head(o, "ktlsd_bytes_sent_total", "counter",
 		  "Response bytes handed to the kernel or OpenSSL, by sender.");
 	for (int i = 0; i < SEND_MODE_AUTO; i++)

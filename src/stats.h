@@ -15,7 +15,8 @@
  * a closed connection's record is copied into the recent ring as it is. */
 struct conn_record {
 	uint64_t id;
-	char peer[64];
+	char peer[64];			/* the client: from the PROXY header on a proxy listener */
+	char via[64];			/* the balancer that sent that header, "" if none */
 	char listener[64];
 	const char *mode;		/* configured send mode */
 	const char *sender;		/* effective sender now */

@@ -252,11 +252,16 @@ class Daemon:
         self.log_path = os.path.join(self.tmp, "error.log")
         self.access_path = os.path.join(self.tmp, "access.log")
         self.conf_path = os.path.join(self.tmp, "ktlsd.conf")
+        # an element starting with "{" is a listener group as written (proxy_protocol,
+        # send, ...): then the list is libconfig's ( ), which may hold groups
         listen = list(listen) + (["[::1]:0"] if ipv6 else [])
+        items = [l if l.startswith("{") else '"%s"' % l for l in listen]
+        groups = any(l.startswith("{") for l in listen)
         t = {"handshake": 5, "header": 5, "keepalive": 5, "send_idle": 10, "shutdown": 5}
         t.update(timeouts or {})
         self.conf_text = (
-            'listen = [ %s ];\n' % ", ".join('"%s"' % l for l in listen) +
+            ('listen = %s %s %s;\n' % ("(" if groups else "[", ", ".join(items),
+                                        ")" if groups else "]")) +
             'document_root = "%s";\n' % self.root +
             'tls = { certificate = "%s"; private_key = "%s"; };\n' % (self.crt, self.key) +
             'timeouts = { %s };\n' % " ".join("%s = %s;" % kv for kv in t.items()) +
@@ -276,6 +281,7 @@ class Daemon:
         self.env = env
         self.proc = None
         self.port = self.port6 = None
+        self.ports = []     # every listener's bound port, in the order of listen
         self.fd_baseline = None
         if start:
             self.start()
@@ -324,6 +330,7 @@ class Daemon:
             time.sleep(0.02)
         else:
             raise AssertionError("ktlsd did not start:\n" + self.log() + self.stderr_text())
+        self.ports = [int(port) for _, port in ports]
         for host, port in ports:
             if host.startswith("["):
                 self.port6 = int(port)
