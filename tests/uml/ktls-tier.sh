@@ -86,7 +86,7 @@ if [ -z "${KTLSD_UML_LINUX:-}" ]; then
 			[ -r "$pf" ] || { say "FAIL [$k]: no patch $pf"; exit 1; }
 			bk_args+=(--patch "$pf")
 		done
-		say "kernel $k: building or finding it in the cache (a first build takes ~4-8 min)"
+		say "kernel $k: building or finding it in the cache (a first build takes ~7 min on 2 idle cores)"
 		kout=$("$here/build-kernel" "$ver" ${bk_args[@]+"${bk_args[@]}"} </dev/null)
 		krc=$?
 		kpath=$(printf '%s\n' "$kout" | tail -n 1)
