@@ -217,6 +217,26 @@ def parse_byteranges(resp):
     return parts
 
 
+def tcp_closed_within(sock, timeout):
+    """Wait for EOF or RST on a plain TCP socket, discarding data. Returns the time it
+    took, or None if it stayed open for `timeout` seconds."""
+    t0 = time.time()
+    deadline = t0 + timeout
+    while True:
+        left = deadline - time.time()
+        if left <= 0:
+            return None
+        sock.settimeout(left)
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            return None
+        except (ConnectionResetError, BrokenPipeError):
+            return time.time() - t0
+        if not data:
+            return time.time() - t0
+
+
 def wait_until(pred, timeout=5, interval=0.02, what="condition"):
     """Poll pred() until it returns something true (returned) or raise AssertionError."""
     deadline = time.time() + timeout

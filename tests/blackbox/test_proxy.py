@@ -27,7 +27,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ktlsd_test import (KTLSD, Daemon, Skip, client_context, make_cert, run_tests,  # noqa: E402
+from ktlsd_test import (KTLSD, tcp_closed_within, Daemon, Skip, client_context, make_cert, run_tests,  # noqa: E402
                         test, wait_until)
 
 TRUST_LOCAL = '[ "127.0.0.0/8", "::1/128" ]'
@@ -173,25 +173,6 @@ def fmt_addr(sockname):
     return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
 
 
-def closed_within(s, timeout):
-    """Seconds until the server closes s (EOF or reset), discarding data; None if open."""
-    t0 = time.time()
-    deadline = t0 + timeout
-    while True:
-        left = deadline - time.time()
-        if left <= 0:
-            return None
-        s.settimeout(left)
-        try:
-            data = s.recv(65536)
-        except socket.timeout:
-            return None
-        except (ConnectionResetError, BrokenPipeError):
-            return time.time() - t0
-        if not data:
-            return time.time() - t0
-
-
 def send_and_expect_close(port, data, within=2.0, family=socket.AF_INET):
     s = connect(port, family)
     try:
@@ -199,7 +180,7 @@ def send_and_expect_close(port, data, within=2.0, family=socket.AF_INET):
             s.sendall(data)
         except (ConnectionResetError, BrokenPipeError):
             return
-        elapsed = closed_within(s, within)
+        elapsed = tcp_closed_within(s, within)
         assert elapsed is not None, "%r: still open after %.1fs" % (data[:40], within)
     finally:
         s.close()
@@ -409,7 +390,7 @@ def header_that_never_finishes_is_closed_at_the_handshake_timeout():
             try:
                 if data:
                     s.sendall(data)
-                elapsed = closed_within(s, T["handshake"] + SLACK + 1)
+                elapsed = tcp_closed_within(s, T["handshake"] + SLACK + 1)
                 assert elapsed is not None, "%s: not closed" % what
                 assert T["handshake"] - EARLY <= elapsed <= T["handshake"] + SLACK, (
                     what, elapsed)
@@ -442,7 +423,7 @@ def untrusted_source_is_closed_at_once_counted_and_logged_once_a_second():
                         s.sendall(v1("TCP4", "192.0.2.5", "192.0.2.1", 1, 2))
                     except (ConnectionResetError, BrokenPipeError):
                         continue
-                elapsed = closed_within(s, 2)
+                elapsed = tcp_closed_within(s, 2)
                 assert elapsed is not None and elapsed < 1, "connection %d: %s" % (i, elapsed)
             finally:
                 s.close()

@@ -20,31 +20,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ktlsd_test import Daemon, client_context, run_tests, test, wait_until  # noqa: E402
+from ktlsd_test import (Daemon, client_context, run_tests, tcp_closed_within, test,  # noqa: E402
+                        wait_until)
 
 T = {"handshake": 1, "header": 1, "keepalive": 1, "send_idle": 1.5, "shutdown": 5}
 SLACK = 1.5     # how late after its timeout a close may come (timer + ASan + CI jitter)
 EARLY = 0.15    # how early (timer granularity)
-
-
-def tcp_closed_within(sock, timeout):
-    """Wait for EOF or RST on a plain TCP socket, discarding data. Returns the time it
-    took, or None if it stayed open for `timeout` seconds."""
-    t0 = time.time()
-    deadline = t0 + timeout
-    while True:
-        left = deadline - time.time()
-        if left <= 0:
-            return None
-        sock.settimeout(left)
-        try:
-            data = sock.recv(65536)
-        except socket.timeout:
-            return None
-        except (ConnectionResetError, BrokenPipeError):
-            return time.time() - t0
-        if not data:
-            return time.time() - t0
 
 
 def assert_timed(elapsed, limit, what):
