@@ -2,6 +2,8 @@
 #include "autoconf.h"
 #include "admin.h"
 #include "config.h"
+#include "conn.h"
+#include "fcache.h"
 #include "log.h"
 #include "net.h"
 #include "server.h"
@@ -10,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -28,16 +31,41 @@ static void reply(struct evhttp_request *req, int code, const char *type, struct
 			  "Method Not Allowed", body);
 }
 
+/* The view of the server and its connections that stats.c renders. The records are
+ * refreshed (conn_record()) and listed in *live, which the caller frees. -1: no memory. */
+static int gather(struct server *srv, struct stats_view *v, const struct conn_record ***live)
+{
+	struct conn *c;
+	size_t n = 0;
+
+	*live = calloc(srv->nconns ? srv->nconns : 1, sizeof(**live));
+	if (*live == NULL)
+		return -1;
+	TAILQ_FOREACH(c, &srv->conns, link)
+		if (n < srv->nconns)
+			(*live)[n++] = conn_record(c);
+	*v = (struct stats_view){
+		.cfg = srv->site->cfg, .nconns = srv->nconns, .live = *live, .nlive = n,
+		.auto_learned_cap = srv->learn.capped,
+	};
+	fcache_get_stats(srv->fcache, &v->file_cache);
+	return 0;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct server *srv = arg;
 	struct evbuffer *body = evbuffer_new();
+	const struct conn_record **live = NULL;
+	struct stats_view v;
 	const char *uri = evhttp_request_get_uri(req);
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	size_t plen = strcspn(uri, "?");
 
-	if (body == NULL) {
+	if (body == NULL || gather(srv, &v, &live) == -1) {
 		evhttp_send_error(req, 500, NULL);
+		if (body != NULL)
+			evbuffer_free(body);
 		return;
 	}
 	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
@@ -45,22 +73,23 @@ static void on_request(struct evhttp_request *req, void *arg)
 		evbuffer_add_printf(body, "only GET and HEAD\n");
 		reply(req, 405, "text/plain", body);
 	} else if (plen == 6 && strncmp(uri, "/stats", 6) == 0) {
-		stats_json(srv, body);
+		stats_json(&v, body);
 		reply(req, 200, "application/json", body);
 	} else if (plen == 11 && strncmp(uri, "/stats/text", 11) == 0) {
-		stats_text(srv, body);
+		stats_text(&v, body);
 		reply(req, 200, "text/plain; charset=utf-8", body);
 	} else if (plen == 13 && strncmp(uri, "/stats/recent", 13) == 0) {
 		stats_json_recent(body);
 		reply(req, 200, "application/json", body);
 	} else if (plen == 8 && strncmp(uri, "/metrics", 8) == 0) {
-		stats_prometheus(srv, body);
+		stats_prometheus(&v, body);
 		reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", body);
 	} else {
 		evbuffer_add_printf(body, "not found; try /stats, /stats/recent or /metrics\n");
 		reply(req, 404, "text/plain", body);
 	}
 	evbuffer_free(body);
+	free(live);
 }
 
 int admin_start(struct server *srv, char *err, size_t errlen)

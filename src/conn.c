@@ -356,7 +356,7 @@ static void note_request_line(struct conn *c, const struct http_request *req)
 static void begin_request(struct conn *c, size_t head_len)
 {
 	c->rec.requests++;
-	c->srv->n.requests++;
+	stats_count(CTR_REQUESTS, 1);
 	c->stalls_at_request = c->rec.stalls;
 	c->stall_ms_at_request = c->rec.stall_ms_total + stall_current_ms(c);
 	c->head_len = head_len;
@@ -449,7 +449,7 @@ static void proxy_reject(struct server *srv, enum proxy_reject why, uint64_t id,
 	char more[64] = "";
 	char who[40] = "";
 
-	srv->n.proxy_rejected[why]++;
+	stats_count(CTR_PROXY_REJECTED + why, 1);
 	if (now == last[why]) {
 		unlogged[why]++;
 		return;
@@ -470,8 +470,7 @@ static void proxy_reject(struct server *srv, enum proxy_reject why, uint64_t id,
  * balancer's own health check) or an UNKNOWN/UNSPEC source keeps the socket's. */
 static void proxy_apply(struct conn *c, const struct proxy_result *res)
 {
-	c->srv->n.proxy_headers++;
-	c->srv->n.proxy_local += res->local;
+	stats_count(CTR_PROXY_HEADERS + (res->local ? PROXY_COMMAND_LOCAL : PROXY_COMMAND_PROXY), 1);
 	c->proxy_local = res->local;
 	if (!res->has_addr) {
 		log_debug("conn %llu: %s: PROXY v%d %s: the connection's own addresses stay",
@@ -581,7 +580,7 @@ static enum step do_handshake(struct conn *c)
 		return STEP_CLOSE;
 	}
 	if (r != IO_OK) {
-		c->srv->n.handshakes_failed++;
+		stats_count(CTR_HANDSHAKES_FAILED, 1);
 		log_msg(LOG_LEVEL_INFO, "conn %llu: %s: TLS handshake failed", (unsigned long long)c->id,
 			c->peer);
 		return STEP_CLOSE;
@@ -599,11 +598,11 @@ static enum step do_handshake(struct conn *c)
 	snprintf(c->rec.tls_reason, sizeof(c->rec.tls_reason), "%s", c->ktls.reason);
 	c->rec.cipher = tls_cipher_name(c->ssl);
 	if (c->ktls.tx)
-		c->srv->n.ktls_tx++;
+		stats_count(CTR_KTLS_TX, 1);
 	else if (c->mode != SEND_MODE_USERSPACE)
-		c->srv->n.ktls_fallback++;
+		stats_count(CTR_KTLS_FALLBACK, 1);
 	else
-		c->srv->n.ktls_disabled++;
+		stats_count(CTR_KTLS_DISABLED, 1);
 	log_msg(LOG_LEVEL_INFO, "conn %llu: %s: %s %s, tls_tx=%s%s%s%s, sender=%s",
 		(unsigned long long)c->id, c->peer, SSL_get_version(c->ssl), tls_cipher_name(c->ssl),
 		c->ktls.tx ? "kernel" : "userspace", c->ktls.tx ? "" : " (",
@@ -669,7 +668,7 @@ static enum step do_read(struct conn *c)
  * what is only looked up when someone can see it (sock_diag, once per connection). */
 static void ask_offload_for_the_record(struct conn *c)
 {
-	if (c->srv->admin != NULL && stats_keeps_recent())
+	if (stats_keeps_recent())
 		(void)conn_record(c);
 }
 
@@ -710,7 +709,7 @@ static enum step do_linger(struct conn *c)
 static enum step response_done(struct conn *c)
 {
 	access_log(c);
-	c->srv->n.bytes_sent += c->resp.head_bytes + c->resp.body_bytes;
+	stats_count(CTR_BYTES_SENT, c->resp.head_bytes + c->resp.body_bytes);
 	response_reset(&c->resp);
 	send_release(c);
 	evbuffer_drain(c->in, c->head_len);
@@ -733,7 +732,7 @@ static enum step response_done(struct conn *c)
 
 static enum step abort_response(struct conn *c, enum io_result r)
 {
-	c->srv->n.aborted++;
+	stats_count(CTR_ABORTED, 1);
 	if (r == IO_PEER_GONE)
 		log_msg(LOG_LEVEL_INFO, "conn %llu: %s: client went away after %llu of %llu body bytes",
 			(unsigned long long)c->id, c->peer, (unsigned long long)c->resp.body_bytes,
@@ -831,17 +830,17 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (c->state == CONN_PROXY_HEADER) {
 		char line[96];
-		c->srv->n.timeouts++;
+		stats_count(CTR_TIMEOUTS, 1);
 		snprintf(line, sizeof(line), "PROXY header timeout (%zu bytes of it); closed",
 			 c->proxy_have);
 		proxy_reject(c->srv, PROXY_REJECT_TIMEOUT, c->id, c->peer, line);
 	} else if (c->state != CONN_LINGER && c->state != CONN_KEEPALIVE) {
-		c->srv->n.timeouts++;
+		stats_count(CTR_TIMEOUTS, 1);
 		log_msg(LOG_LEVEL_INFO, "conn %llu: %s: %s timeout", (unsigned long long)c->id,
 			c->peer, state_names[c->state]);
 	}
 	if (c->state == CONN_SEND_HEADERS || c->state == CONN_SEND_BODY) {
-		c->srv->n.aborted++;
+		stats_count(CTR_ABORTED, 1);
 		access_log(c);
 	}
 	conn_free(c);
@@ -1036,6 +1035,8 @@ void conn_shutdown(struct conn *c)
 const struct conn_record *conn_record(struct conn *c)
 {
 	c->rec.offload = ktls_offload(&c->ktls, c->fd);
+	c->rec.stalled_now_ms = stall_current_ms(c);
+	c->rec.stalled_now = c->stall.in_stall;
 	return &c->rec;
 }
 

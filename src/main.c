@@ -4,11 +4,13 @@
  * before binding, bind before dropping privileges, and only then detach, so that every
  * start-up error reaches the terminal or systemd with a non-zero exit. */
 #include "autoconf.h"
+#include "admin.h"
 #include "config.h"
 #include "ktls.h"
 #include "log.h"
 #include "notify.h"
 #include "server.h"
+#include "stats.h"
 #include "statscli.h"
 
 #include <arpa/inet.h>
@@ -521,7 +523,16 @@ int main(int argc, char **argv)
 	}
 	srv->config_file = file;
 	srv->overrides = &ov;
+	if (admin_start(srv, err, sizeof(err)) == -1) {
+		log_msg(LOG_LEVEL_ALERT, "%s", err);
+		server_free(srv);
+		config_unref(run_cfg);
+		notify_close();
+		log_close();
+		return 1;
+	}
 	if (drop_privileges(run_cfg) == -1) {
+		admin_stop(srv);
 		server_free(srv);
 		config_unref(run_cfg);
 		notify_close();
@@ -530,6 +541,7 @@ int main(int argc, char **argv)
 	}
 	if (!foreground && detach(&ready_fd) == -1) {
 		log_msg(LOG_LEVEL_ALERT, "cannot detach: %s", strerror(errno));
+		admin_stop(srv);
 		server_free(srv);
 		config_unref(run_cfg);
 		return 1;
@@ -552,7 +564,8 @@ int main(int argc, char **argv)
 	config_unref(run_cfg);
 	rc = server_run(srv);
 	log_msg(LOG_LEVEL_NOTICE, "exiting (%llu connections served)",
-		(unsigned long long)srv->n.accepted);
+		(unsigned long long)stats_counter(CTR_ACCEPTED));
+	admin_stop(srv);
 	server_free(srv);
 	notify_close();
 	log_close();

@@ -338,3 +338,10 @@ const char *proxy_reject_name(enum proxy_reject r)
 
 	return (unsigned)r < PROXY_REJECT_MAX ? names[r] : "?";
 }
+
+const char *proxy_command_name(enum proxy_command c)
+{
+	static const char *const names[PROXY_COMMAND_MAX] = { "proxy", "local" };
+
+	return (unsigned)c < PROXY_COMMAND_MAX ? names[c] : "?";
+}

@@ -83,4 +83,14 @@ enum proxy_reject {
 /* "untrusted", "malformed", "oversized", "timeout", "closed"; "?" out of range. */
 const char *proxy_reject_name(enum proxy_reject r);
 
+/* What an accepted header asked for: carry a client's address, or nothing (LOCAL). */
+enum proxy_command {
+	PROXY_COMMAND_PROXY,	/* v1, v2 PROXY, UNKNOWN: a relayed client connection */
+	PROXY_COMMAND_LOCAL,	/* v2 LOCAL: the balancer's own connection (a health check) */
+	PROXY_COMMAND_MAX
+};
+
+/* "proxy", "local"; "?" out of range. */
+const char *proxy_command_name(enum proxy_command c);
+
 #endif

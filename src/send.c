@@ -5,6 +5,7 @@
 #include "log.h"
 #include "server.h"
 #include "stall.h"
+#include "stats.h"
 #include "tls.h"
 
 #include <errno.h>
@@ -50,7 +51,7 @@ static void account(struct conn *c, uint64_t head, uint64_t body)
 	c->resp.body_bytes += body;
 	c->rec.bytes_head += head;
 	c->rec.bytes_body += body;
-	c->srv->n.bytes_by_sender[c->sender->mode] += head + body;
+	stats_count(CTR_BYTES_BY_SENDER + c->sender->mode, head + body);
 }
 
 /* Every send system call goes through here: its duration and an EAGAIN are what the

@@ -3,7 +3,6 @@
 #include "server.h"
 #include "stall.h"
 #include "activation.h"
-#include "admin.h"
 #include "conn.h"
 #include "fcache.h"
 #include "stats.h"
@@ -96,7 +95,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 	while (idx < srv->nlisteners && srv->listeners[idx] != l)
 		idx++;
-	srv->n.accepted++;
+	stats_count(CTR_ACCEPTED, 1);
 	if (conn_new(srv, fd, sa, salen, idx < srv->nlisteners ? srv->listener_cfg[idx] : SIZE_MAX)
 	    == NULL)
 		return;
@@ -530,9 +529,7 @@ struct server *server_new(struct site *site, char *err, size_t errlen)
 		goto fail;
 	}
 	fcache_setup(srv);
-	stats_configure(cfg->stats.recent);
-	if (admin_start(srv, err, errlen) == -1)
-		goto fail;
+	stats_configure(cfg->stats.enabled ? cfg->stats.recent : 0);
 	log_certificate(site);
 	file_warn_if_no_openat2();
 	return srv;
@@ -551,7 +548,7 @@ void server_conn_closed(struct server *srv, struct conn *c)
 {
 	(void)c;
 	srv->nconns--;
-	srv->n.closed++;
+	stats_count(CTR_CLOSED, 1);
 	if (srv->stopping) {
 		if (srv->nconns == 0)
 			event_base_loopexit(srv->base, NULL);
@@ -567,7 +564,6 @@ void server_free(struct server *srv)
 		return;
 	while (!TAILQ_EMPTY(&srv->conns))
 		conn_free(TAILQ_FIRST(&srv->conns));
-	admin_stop(srv);
 	stats_free();
 	for (size_t i = 0; i < srv->nlisteners; i++)
 		evconnlistener_free(srv->listeners[i]);

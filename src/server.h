@@ -32,18 +32,6 @@ struct site *site_new(struct config *cfg, char *err, size_t errlen);
 struct site *site_ref(struct site *s);
 void site_unref(struct site *s);
 
-struct server_counters {
-	uint64_t accepted, closed, requests, handshakes_failed, timeouts;
-	uint64_t ktls_tx, ktls_fallback, ktls_disabled, bytes_sent;
-	uint64_t aborted;	/* responses cut short: peer gone, I/O error, truncated file */
-	uint64_t stalls[STALL_CAUSE_MAX], stall_ms_total, mitigations;
-	uint64_t auto_capped_starts;	/* connections that started with the lever auto learned */
-	uint64_t corked_waits;		/* EAGAINs on kTLS sockets with a corked record */
-	uint64_t bytes_by_sender[SEND_MODE_MAX];
-	uint64_t proxy_headers;		/* PROXY headers accepted (LOCAL and UNKNOWN included) */
-	uint64_t proxy_local;		/* of them, LOCAL: a balancer's health checks */
-	uint64_t proxy_rejected[PROXY_REJECT_MAX];	/* proxy listeners: closed before TLS */
-};
 
 struct server {
 	struct event_base *base;
@@ -53,7 +41,7 @@ struct server {
 	size_t nlisteners;
 	struct event *ev_signals[5];
 	struct event *ev_stop_timer, *ev_accept_retry;
-	struct evhttp *admin;		/* stats endpoint, NULL if not configured */
+	struct evhttp *admin;		/* stats endpoint (admin.c's), NULL if not configured */
 	struct fcache *fcache;		/* open files, shared by all sites (entries tagged) */
 	struct event *ev_fcache_sweep;
 	TAILQ_HEAD(conn_list, conn) conns;
@@ -63,7 +51,6 @@ struct server {
 	int exit_code;
 	const char *config_file;	/* for reload; NULL with --demo */
 	const struct config_overrides *overrides;
-	struct server_counters n;
 	struct stall_learning learn;	/* send mode auto: see stall.c */
 	uint32_t notsent_lowat_sysctl;	/* net.ipv4.tcp_notsent_lowat (UINT32_MAX: none) */
 };

@@ -3,6 +3,7 @@
  * that reads TCP_INFO. */
 #include "autoconf.h"
 #include "stall.h"
+#include "stats.h"
 #include "conn.h"
 #include "log.h"
 #include "send.h"
@@ -119,7 +120,7 @@ static void stall_end(struct conn *c, uint64_t now)
 	c->rec.stall_ms_total += ms;
 	if (ms > c->rec.stall_ms_max)
 		c->rec.stall_ms_max = ms;
-	c->srv->n.stall_ms_total += ms;
+	stats_count(CTR_STALL_MS, ms);
 	log_msg(LOG_LEVEL_INFO, "conn %llu: %s: stall ended after %llu ms (%s)",
 		(unsigned long long)c->id, c->peer, (unsigned long long)ms,
 		stall_cause_name(c->rec.last_cause));
@@ -227,7 +228,7 @@ static void mitigate(struct conn *c, const char *why)
 		snprintf(what, sizeof(what), "pushed the queued record (no further step)");
 	}
 	c->rec.mitigations++;
-	c->srv->n.mitigations++;
+	stats_count(CTR_MITIGATIONS, 1);
 	c->rec.chunk = c->chunk;
 	log_msg(LOG_LEVEL_WARN, "conn %llu: %s: auto mitigation %u (%s): %s",
 		(unsigned long long)c->id, c->peer, c->rec.mitigations, why, what);
@@ -240,7 +241,7 @@ static void apply_learned(struct conn *c)
 {
 	if (raise_lowat(c)) {
 		c->stall.learned_cap = true;
-		c->srv->n.auto_capped_starts++;
+		stats_count(CTR_AUTO_CAPPED_STARTS, 1);
 	}
 }
 
@@ -253,7 +254,7 @@ static void stall_begin(struct conn *c, uint64_t began, enum stall_cause cause,
 	c->rec.stalls++;
 	c->rec.stall_snap = *s;
 	c->rec.last_cause = cause;
-	c->srv->n.stalls[cause]++;
+	stats_count(CTR_STALLS + cause, 1);
 }
 
 /* Tick every threshold/2 (at least 50 ms): a stall is seen within threshold + tick. */
@@ -362,7 +363,7 @@ static void check_corked(struct conn *c)
 	if (!c->stall.wait_corked)
 		return;
 	c->rec.corked_waits++;
-	c->srv->n.corked_waits++;
+	stats_count(CTR_CORKED_WAITS, 1);
 	c->stall.crawl_snap = s;
 	if (c->rec.corked_waits == 1)
 		log_msg(LOG_LEVEL_INFO, "conn %llu: %s: corked record at EAGAIN (sender %s, mss %u, "

@@ -9,6 +9,9 @@
 #include <event2/buffer.h>
 
 #include "common.h"
+#include "config.h"
+#include "counters.h"
+#include "fcache.h"
 #include "stall.h"
 
 /* The per-connection record: everything /stats and the access log show. Plain data, so
@@ -40,9 +43,26 @@ struct conn_record {
 	unsigned mitigations;
 	uint64_t corked_waits;		/* EAGAINs with the corked-record signature */
 	uint32_t notsent_lowat;		/* the socket's TCP_NOTSENT_LOWAT now (UINT32_MAX: none) */
+	bool stalled_now;		/* live: in a stall at the time of the view */
+	uint64_t stalled_now_ms;	/* live: how long that stall has lasted */
 };
 
-struct server;
+/* Count n more of a server-wide counter (counters.h). */
+void stats_count(enum counter id, uint64_t n);
+
+/* A counter's value now. */
+uint64_t stats_counter(enum counter id);
+
+/* What a view shows besides the counters, gathered by the caller (admin.c) from the
+ * server and its connections, so this module needs neither. */
+struct stats_view {
+	const struct config *cfg;		/* the current snapshot */
+	unsigned nconns;			/* open connections */
+	const struct conn_record *const *live;	/* their records, fresh (conn_record()) */
+	size_t nlive;
+	bool auto_learned_cap;			/* send mode auto starts with its lever */
+	struct fcache_stats file_cache;
+};
 
 /* How many closed connections /stats/recent keeps (config stats.recent). */
 void stats_configure(unsigned recent);
@@ -57,13 +77,13 @@ void stats_remember(const struct conn_record *rec);
 void stats_free(void);
 
 /* Append JSON to out: GET /stats (totals and live connections) and /stats/recent. */
-void stats_json(struct server *srv, struct evbuffer *out);
+void stats_json(const struct stats_view *v, struct evbuffer *out);
 void stats_json_recent(struct evbuffer *out);
 
 /* Append a human-readable view of the same (GET /stats/text, `ktlsd stats`). */
-void stats_text(struct server *srv, struct evbuffer *out);
+void stats_text(const struct stats_view *v, struct evbuffer *out);
 
 /* Append the Prometheus text exposition format (version 0.0.4) to out. */
-void stats_prometheus(struct server *srv, struct evbuffer *out);
+void stats_prometheus(const struct stats_view *v, struct evbuffer *out);
 
 #endif

@@ -268,7 +268,7 @@ def hand_written_v1_and_v2_headers_then_tls_show_the_client_everywhere():
         d.wait_log(r"conn \d+: 203\.0\.113\.11:40008 via %s \(PROXY v2\)" % re.escape(local))
         d.wait_log(r"conn \d+: \[2001:db8::7\]:40002: TLSv1\.3 ")
         t = totals(d)
-        assert t["proxy_headers"] == len(cases) + 1 and t["proxy_local"] == 2, t
+        assert t["proxy_headers"] == {"proxy": len(cases) - 1, "local": 2}, t
         assert set(t["proxy_rejected"].values()) == {0}, t
         assert t["handshakes_failed"] == 0, t
         assert metric(d, 'ktlsd_proxy_headers_total{command="proxy"}') == len(cases) - 1
@@ -289,7 +289,7 @@ def local_health_check_closing_before_tls_is_no_failed_handshake():
             s = connect(port)
             s.sendall(v2(command=0, family=0x00))
             s.close()
-        wait_until(lambda: totals(d)["proxy_local"] == 5, what="5 LOCAL headers counted")
+        wait_until(lambda: totals(d)["proxy_headers"]["local"] == 5, what="5 LOCAL headers counted")
         d.wait_fds_baseline()
         t = totals(d)
         assert t["handshakes_failed"] == 0 and set(t["proxy_rejected"].values()) == {0}, t
@@ -361,7 +361,7 @@ def malformed_and_oversized_headers_are_closed_counted_and_logged_rate_limited()
                    what="the rejections to be counted (%s)" % totals(d)["proxy_rejected"])
         assert metric(d, 'ktlsd_proxy_rejected_total{reason="malformed"}') == len(malformed)
         assert metric(d, 'ktlsd_proxy_rejected_total{reason="oversized"}') == len(oversized)
-        assert totals(d)["proxy_headers"] == 0
+        assert totals(d)["proxy_headers"] == {"proxy": 0, "local": 0}
         # logged with the reason, but at most once a second per reason
         log = d.log()
         lines = re.findall(r"\[warn\] \d+: conn \d+: 127\.0\.0\.1:\d+: bad PROXY header: .*",
@@ -431,7 +431,7 @@ def untrusted_source_is_closed_at_once_counted_and_logged_once_a_second():
         wait_until(lambda: totals(d)["proxy_rejected"]["untrusted"] == n,
                    what="%d untrusted counted (%s)" % (n, totals(d)["proxy_rejected"]))
         assert metric(d, 'ktlsd_proxy_rejected_total{reason="untrusted"}') == n
-        assert totals(d)["proxy_headers"] == 0
+        assert totals(d)["proxy_headers"] == {"proxy": 0, "local": 0}
         log = d.log()
         lines = re.findall(r"127\.0\.0\.1:\d+: not in proxy_trusted of the PROXY listener "
                            r"127\.0\.0\.1:0; closed.*", log)
@@ -461,7 +461,7 @@ def a_listener_without_proxy_protocol_is_not_affected():
             finally:
                 s.close()
         wait_until(lambda: totals(d)["handshakes_failed"] == 2, what="2 failed handshakes")
-        assert totals(d)["proxy_headers"] == 0
+        assert totals(d)["proxy_headers"] == {"proxy": 0, "local": 0}
         assert set(totals(d)["proxy_rejected"].values()) == {0}
         # plain TLS there: served, the socket's peer, no via
         s = connect(plain_port)
@@ -675,9 +675,9 @@ backend ktlsd
                 assert not line.endswith("via=" + local), line
             # its health checks (LOCAL headers, then a close) are no failed handshakes
             for d in (d1, d2):
-                wait_until(lambda d=d: totals(d)["proxy_local"] >= 2, what="health checks")
+                wait_until(lambda d=d: totals(d)["proxy_headers"]["local"] >= 2, what="health checks")
                 t = totals(d)
-                assert t["proxy_headers"] - t["proxy_local"] == 4, t
+                assert t["proxy_headers"]["proxy"] == 4, t
                 assert t["handshakes_failed"] == 0 and t["proxy_rejected"]["closed"] == 0, t
         finally:
             hp.terminate()

@@ -11,7 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ktlsd_test import Daemon, run_tests, sha256_file, test, wait_until  # noqa: E402
+from ktlsd_test import TOP_SRCDIR, Daemon, run_tests, sha256_file, test, wait_until  # noqa: E402
 
 METRIC_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 SAMPLE_RE = re.compile(
@@ -172,6 +172,61 @@ def zero_window_stall_detected_within_threshold_plus_one_second():
         assert m["ktlsd_stall_seconds_total"][""] >= 1.0
 
 
+def counter_table():
+    """The rows of src/counters.h: (json key, Prometheus family, labels, unit, [names])."""
+    src = open(os.path.join(TOP_SRCDIR, "src", "counters.h")).read()
+    src = re.sub(r"[ \t]+", " ", re.sub(r"\\\n\s*", " ", src))    # macro lines joined
+    rows = []
+    for m in re.finditer(r'\b(COUNTER|FAMILY)\((\w+), (?:(\w+), )?"(\w+)", "(\w+)", '
+                         r'"((?:[^"\\]|\\.)*)", (\w+)?', src):
+        kind, _, _, key, fam, labels, unit = m.groups()
+        rows.append((kind, key, fam, labels.replace('\\"', '"'), unit))
+    assert len(rows) >= 15, rows
+    return rows
+
+
+@test
+def every_counter_agrees_in_json_text_and_prometheus():
+    # one table generates the three views: each of its rows shows the same numbers in
+    # /stats, /stats/text and /metrics, and no view has a counter the table lacks
+    with Daemon(stats=True, files={"a.txt": "a" * 5000}) as d:
+        assert d.get("/a.txt").status == 200
+        assert d.get("/missing").status == 404
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+        s.sendall(b"not a TLS hello\r\n\r\n")         # a failed handshake
+        s.recv(100)
+        s.close()
+        wait_until(lambda: d.stats()["totals"]["connections_open"] == 0, 5)
+        t = d.stats()["totals"]
+        text = d.stats("/stats/text", raw=True).decode()
+        prom = parse_prometheus(d.stats("/metrics", raw=True).decode())
+    rows = counter_table()
+    assert t["handshakes_failed"] == 1 and t["requests"] == 2 and t["bytes_sent"] > 5000, t
+    keys = set()
+    for kind, key, fam, labels, unit in rows:
+        keys.add(key)
+        if kind == "COUNTER":
+            v = t[key]
+            assert re.search(r"(^|  )%s %d(  |\n)" % (key, v), text, re.M), (key, v, text)
+            want = v / 1000 if unit == "UNIT_MS" else v
+            assert prom[fam][labels] == want, (key, fam, labels, prom[fam], v)
+        else:
+            group = t[key]
+            line = re.search(r"^%s: (.*)$" % key, text, re.M)
+            assert line, (key, text)
+            assert line.group(1) == ", ".join("%s %d" % kv for kv in group.items()), line.group(1)
+            label = {k.split("=")[0] for k in prom[fam]}
+            assert len(label) == 1, prom[fam]
+            label = label.pop()
+            assert prom[fam] == {'%s="%s"' % (label, k): v for k, v in group.items()}, \
+                (fam, prom[fam], group)
+    assert set(t) - {"connections_open", "auto_learned_cap"} == keys, set(t) ^ keys
+    ours = {f for _, _, f, _, _ in rows}
+    for fam in prom:
+        if fam.endswith("_total") and not fam.startswith(("ktlsd_file_cache", "ktlsd_kernel_tls")):
+            assert fam in ours, "counter %s is not in the table" % fam
+
+
 @test
 def ktlsd_stats_command_shows_live_connections():
     from ktlsd_test import KTLSD
@@ -223,13 +278,13 @@ def ktls_disabled_is_counted_in_every_view():
         t = d.stats()["totals"]
         assert t["ktls_disabled"] == 2 and t["ktls_fallback"] == 0 and t["ktls_tx"] == 0, t
         text = d.stats("/stats/text", raw=True).decode()
-        assert re.search(r"kTLS 0, fallback 0, disabled 2\b", text), text
+        assert re.search(r"\bktls_tx 0  ktls_fallback 0  ktls_disabled 2\b", text), text
         m = parse_prometheus(d.stats("/metrics", raw=True).decode())
         assert m["ktlsd_ktls_tx_total"]['result="disabled"'] == 2, m["ktlsd_ktls_tx_total"]
         from ktlsd_test import KTLSD
         p = subprocess.run([KTLSD, "stats", "--stats-listen", "127.0.0.1:%d" % d.stats_port],
                            capture_output=True, timeout=20)
-        assert p.returncode == 0 and b"disabled 2" in p.stdout, p.stdout + p.stderr
+        assert p.returncode == 0 and b"ktls_disabled 2" in p.stdout, p.stdout + p.stderr
     with Daemon(stats=True, send_mode="sendfile", files={"a.txt": "a\n"}) as d:
         assert d.get("/a.txt").status == 200
         t = d.stats()["totals"]
