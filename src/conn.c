@@ -2,6 +2,7 @@
 #include "autoconf.h"
 #include "conn.h"
 #include "autoindex.h"
+#include "autosend.h"
 #include "fcache.h"
 #include "file.h"
 #include "log.h"
@@ -93,6 +94,38 @@ void conn_kick_write(struct conn *c)
 {
 	c->waiting = EV_WRITE;
 	event_active(c->ev_io, EV_WRITE, 0);
+}
+
+/* The detector's reports: counted, and handed to send mode auto where a sender can do
+ * something (a corked record; a stall without progress that looks like one). A client
+ * that does not read or a congested path are only counted. */
+static void on_stall(struct conn *c, enum stall_event ev, enum stall_cause cause, uint64_t ms)
+{
+	const char *why = NULL;
+
+	switch (ev) {
+	case STALL_EV_BEGIN:
+		stats_count(CTR_STALLS + cause, 1);
+		if (cause == STALL_CORKED_RECORD || cause == STALL_UNKNOWN)
+			why = "no progress";
+		break;
+	case STALL_EV_END:
+		stats_count(CTR_STALL_MS, ms);
+		break;
+	case STALL_EV_CORKED:
+		stats_count(CTR_CORKED_WAITS, 1);
+		why = "corked record at EAGAIN";
+		break;
+	}
+	if (why != NULL && auto_mitigate(c, &c->srv->learn, why))
+		conn_kick_write(c);	/* the socket may never report writability in this stall */
+}
+
+/* The TCP_NOTSENT_LOWAT in effect on c's socket: the listener's, else the sysctl's. */
+static uint32_t socket_lowat(const struct conn *c)
+{
+	return c->send->notsent_lowat > 0 ? (uint32_t)c->send->notsent_lowat
+					  : c->srv->notsent_lowat_sysctl;
 }
 
 /* ---- access log ------------------------------------------------------- */
@@ -216,6 +249,8 @@ static enum step begin_sending(struct conn *c, enum response_start_result res)
 	switch (res) {
 	case RESPONSE_STARTED:
 		conn_set_state(c, CONN_SEND_HEADERS);
+		if (c->rec.requests == 1)
+			auto_connection_start(c, &c->srv->learn);
 		stall_busy(c);
 		return STEP_CONTINUE;
 	case RESPONSE_NO_MEMORY:
@@ -586,13 +621,12 @@ static enum step do_handshake(struct conn *c)
 		return STEP_CLOSE;
 	}
 	ktls_inspect(c->ssl, c->fd, c->mode, &c->ktls);
-	c->sender = send_pick(c->mode, c->ktls.tx);
+	send_set_sender(c, send_pick(c->mode, c->ktls.tx), c->chunk);
 	{
 		struct tcp_snapshot s;
 		stall_tcp_snapshot(c->fd, &s);
 		c->rec.snd_mss = s.snd_mss;
 	}
-	c->rec.sender = c->sender->name;
 	c->rec.ktls_tx = c->ktls.tx;
 	/* rec.offload stays "-" with kTLS too until conn_record() asks (sock_diag) */
 	snprintf(c->rec.tls_reason, sizeof(c->rec.tls_reason), "%s", c->ktls.reason);
@@ -971,9 +1005,7 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	c->send = la != NULL ? &la->send : &c->cfg->send;
 	c->autoindex = la != NULL ? la->autoindex : c->cfg->autoindex.enabled;
 	c->mode = c->send->mode;
-	c->chunk = c->send->chunk;
-	c->rec.chunk = c->chunk;
-	c->sender = send_pick(SEND_MODE_USERSPACE, false);
+	send_set_sender(c, send_pick(SEND_MODE_USERSPACE, false), c->send->chunk);
 	c->ktls.offload = "-";	/* until the handshake says more */
 	c->rec.id = c->id;
 	c->rec.mode = send_mode_name(c->mode);
@@ -997,7 +1029,7 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	c->waiting = EV_READ;
 	c->ev_timer = evtimer_new(srv->base, on_timeout, c);
 	if (c->ssl == NULL || c->in == NULL || c->ev_io == NULL ||
-	    c->ev_timer == NULL || stall_init(c) == -1 || SSL_set_fd(c->ssl, fd) != 1) {
+	    c->ev_timer == NULL || stall_init(c, socket_lowat(c), on_stall) == -1 || SSL_set_fd(c->ssl, fd) != 1) {
 		log_msg(LOG_LEVEL_ERROR, "conn %llu: cannot set up the connection", (unsigned long long)c->id);
 		conn_free(c);
 		return NULL;
@@ -1044,6 +1076,7 @@ void conn_free(struct conn *c)
 {
 	log_debug("conn %llu: closed in %s", (unsigned long long)c->id, state_names[c->state]);
 	stall_fini(c);
+	auto_connection_end(c, &c->srv->learn);
 	ask_offload_for_the_record(c);
 	c->rec.end_us = stall_now_us();
 	stats_remember(&c->rec);
@@ -1063,7 +1096,7 @@ void conn_free(struct conn *c)
 	if (c->in != NULL)
 		evbuffer_free(c->in);
 	TAILQ_REMOVE(&c->srv->conns, c, link);
-	server_conn_closed(c->srv, c);
+	c->srv->conn_closed(c->srv);
 	site_unref(c->site);
 	free(c);
 }

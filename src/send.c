@@ -16,6 +16,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+void send_set_sender(struct conn *c, const struct body_sender *s, size_t chunk)
+{
+	if (c->sender != NULL && c->sender != s && c->rec.requests > 0)
+		c->rec.switched_from = c->sender->name;
+	c->sender = s;
+	c->chunk = chunk;
+	c->rec.sender = s->name;
+	c->rec.chunk = chunk;
+}
+
 enum io_result io_from_errno(int e)
 {
 	switch (e) {

@@ -28,6 +28,11 @@ struct body_sender {
  * degrades to userspace without kTLS. */
 const struct body_sender *send_pick(enum send_mode mode, bool ktls_tx);
 
+/* The one place that changes how c sends: its sender s, the bytes per call (chunk), and
+ * what the record shows of both (a switch of sender made on a live response is kept as
+ * switched_from). The copy buffer follows on the next copying call (see send_copy). */
+void send_set_sender(struct conn *c, const struct body_sender *s, size_t chunk);
+
 /* errno → io_result, the one place where this is decided. EINTR never gets here: an
  * interrupted call is made again (SEND_RETRY), never turned into IO_AGAIN, because the
  * events are edge-triggered — the socket may have been ready all along, and no new edge

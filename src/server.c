@@ -1,6 +1,7 @@
 /* server.c — see server.h. */
 #include "autoconf.h"
 #include "server.h"
+#include "site.h"
 #include "stall.h"
 #include "activation.h"
 #include "conn.h"
@@ -23,55 +24,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* ---- site ------------------------------------------------------------- */
-
-struct site *site_new(struct config *cfg, char *err, size_t errlen)
-{
-	static uint64_t generation;
-	struct site *s = calloc(1, sizeof(*s));
-
-	if (s == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	s->refs = 1;
-	s->gen = ++generation;
-	s->cfg = config_ref(cfg);
-	s->rootfd = file_open_root(cfg->document_root);
-	if (s->rootfd == -1) {
-		snprintf(err, errlen, "document_root \"%s\": %s", cfg->document_root, strerror(errno));
-		goto fail;
-	}
-	s->ssl_ctx = tls_ctx_new(cfg, err, errlen);
-	if (s->ssl_ctx == NULL)
-		goto fail;
-	s->mime = mime_load(cfg->mime_types, err, errlen);
-	if (s->mime == NULL)
-		goto fail;
-	return s;
-fail:
-	site_unref(s);
-	return NULL;
-}
-
-struct site *site_ref(struct site *s)
-{
-	s->refs++;
-	return s;
-}
-
-void site_unref(struct site *s)
-{
-	if (s == NULL || --s->refs > 0)
-		return;
-	if (s->rootfd >= 0)
-		close(s->rootfd);
-	SSL_CTX_free(s->ssl_ctx);
-	mime_free(s->mime);
-	config_unref(s->cfg);
-	free(s);
-}
-
 /* ---- listeners -------------------------------------------------------- */
 
 static void listeners_enable(struct server *srv, bool on)
@@ -81,6 +33,20 @@ static void listeners_enable(struct server *srv, bool on)
 			evconnlistener_enable(srv->listeners[i]);
 		else
 			evconnlistener_disable(srv->listeners[i]);
+}
+
+/* A connection was freed (the conn_closed hook). */
+static void conn_closed(struct server *srv)
+{
+	srv->nconns--;
+	stats_count(CTR_CLOSED, 1);
+	if (srv->stopping) {
+		if (srv->nconns == 0)
+			event_base_loopexit(srv->base, NULL);
+		return;
+	}
+	if (srv->nconns + 1 == srv->site->cfg->max_connections)
+		listeners_enable(srv, true);
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -503,6 +469,7 @@ struct server *server_new(struct site *site, char *err, size_t errlen)
 	srv->site = site;
 	srv->notsent_lowat_sysctl = stall_sysctl_notsent_lowat();
 	TAILQ_INIT(&srv->conns);
+	srv->conn_closed = conn_closed;
 	srv->base = event_base_new();
 	if (srv->base == NULL) {
 		snprintf(err, errlen, "event_base_new failed");
@@ -542,20 +509,6 @@ int server_run(struct server *srv)
 {
 	event_base_dispatch(srv->base);
 	return srv->exit_code;
-}
-
-void server_conn_closed(struct server *srv, struct conn *c)
-{
-	(void)c;
-	srv->nconns--;
-	stats_count(CTR_CLOSED, 1);
-	if (srv->stopping) {
-		if (srv->nconns == 0)
-			event_base_loopexit(srv->base, NULL);
-		return;
-	}
-	if (srv->nconns + 1 == srv->site->cfg->max_connections)
-		listeners_enable(srv, true);
 }
 
 void server_free(struct server *srv)

@@ -11,26 +11,12 @@
 #include <openssl/ssl.h>
 
 #include "common.h"
+#include "autosend.h"
 #include "config.h"
+#include "site.h"
 #include "proxy.h"
 #include "stall.h"
 
-/* Everything built from one configuration snapshot. Connections hold a reference, so a
- * reload never changes the settings under a response in flight. */
-struct site {
-	int refs;
-	struct config *cfg;
-	SSL_CTX *ssl_ctx;
-	struct mime_table *mime;
-	int rootfd;		/* O_PATH directory fd of document_root */
-	uint64_t gen;		/* unique per site: tags its entries in the open-file cache */
-};
-
-/* Build a site from cfg (takes a reference on cfg). NULL with err on failure: certificate
- * or key unreadable, document root missing, ... */
-struct site *site_new(struct config *cfg, char *err, size_t errlen);
-struct site *site_ref(struct site *s);
-void site_unref(struct site *s);
 
 
 struct server {
@@ -46,12 +32,15 @@ struct server {
 	struct event *ev_fcache_sweep;
 	TAILQ_HEAD(conn_list, conn) conns;
 	unsigned nconns;
+	/* conn_free() calls this after taking a connection off conns (server.c's: accept
+	 * again below the limit, end the loop when stopping and none is left) */
+	void (*conn_closed)(struct server *srv);
 	uint64_t next_conn_id;
 	bool stopping;
 	int exit_code;
 	const char *config_file;	/* for reload; NULL with --demo */
 	const struct config_overrides *overrides;
-	struct stall_learning learn;	/* send mode auto: see stall.c */
+	struct auto_learning learn;	/* send mode auto: see autosend.h */
 	uint32_t notsent_lowat_sysctl;	/* net.ipv4.tcp_notsent_lowat (UINT32_MAX: none) */
 };
 
@@ -64,8 +53,5 @@ int server_run(struct server *srv);
 
 void server_free(struct server *srv);
 
-/* Called by conn_free(): one connection fewer (re-enables accepting at the limit, and
- * ends the loop when stopping and none is left). */
-void server_conn_closed(struct server *srv, struct conn *c);
 
 #endif

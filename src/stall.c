@@ -3,11 +3,8 @@
  * that reads TCP_INFO. */
 #include "autoconf.h"
 #include "stall.h"
-#include "stats.h"
 #include "conn.h"
 #include "log.h"
-#include "send.h"
-#include "server.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -120,129 +117,10 @@ static void stall_end(struct conn *c, uint64_t now)
 	c->rec.stall_ms_total += ms;
 	if (ms > c->rec.stall_ms_max)
 		c->rec.stall_ms_max = ms;
-	stats_count(CTR_STALL_MS, ms);
 	log_msg(LOG_LEVEL_INFO, "conn %llu: %s: stall ended after %llu ms (%s)",
 		(unsigned long long)c->id, c->peer, (unsigned long long)ms,
 		stall_cause_name(c->rec.last_cause));
-}
-
-/* Automatic mitigation (send mode auto): a ladder of levers, measured per kernel in UML
- * (README, "What each switch did"). The stuck record sits in the kernel's write queue and
- * nothing pushes it, so every step first pushes it (setting TCP_NODELAY, even to its
- * current value, makes TCP send what is queued), then removes the trigger:
- *   1. raise the socket's TCP_NOTSENT_LOWAT to AUTO_LOWAT: the trigger is a low-water
- *      mark below about one record (6.1: ≤ 32768 stalls, 65536 does not; 6.12: below a
- *      record, with an MSS above one). Keeps zero-copy and full-size calls: the fastest
- *      lever on both kernels;
- *   2. if a corked wait comes again: cap each sendfile()/splice() at one TLS record;
- *   3. then pread()+write() in WRITE_CHUNK calls (needs a copy buffer of that size).
- * Step 1 is skipped when the socket's low-water mark is already that high (or unset).
- * Causes that a sender cannot fix (a client that does not read, congestion) are left
- * alone. The levers stay for the connection's life: its path has shown the problem. */
-#define AUTO_LOWAT 131072	/* 65536 removes the trigger too, but costs ~8 % on 6.12 (more
-				 * wake-ups); 131072 ran at the speed of no mark (stall-matrix) */
-#define RECORD_CAP 16384
-#define WRITE_CHUNK 8192
-
-static void push_pending(struct conn *c)
-{
-	int one = 1;
-
-	if (setsockopt(c->fd, SOL_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
-		log_msg(LOG_LEVEL_INFO, "conn %llu: TCP_NODELAY push: %s", (unsigned long long)c->id,
-			strerror(errno));
-}
-
-static void learn_strike(struct conn *c)
-{
-	struct stall_learning *l = &c->srv->learn;
-
-	l->probes_ok = 0;
-	if (++l->strikes >= STALL_LEARN_STRIKES && !l->capped) {
-		l->capped = true;
-		log_msg(LOG_LEVEL_NOTICE, "auto: %u responses stalled in sendfile and recovered with "
-			"the first lever; new connections start with it (every %dth connection "
-			"re-tests without)", l->strikes, STALL_LEARN_PROBE_EVERY);
-	}
-}
-
-/* A response of an uncapped probe connection finished without a stall. */
-static void learn_probe_ok(struct conn *c)
-{
-	struct stall_learning *l = &c->srv->learn;
-
-	if (!l->capped || ++l->probes_ok < STALL_LEARN_PROBES_OK)
-		return;
-	l->capped = false;
-	l->strikes = 0;
-	l->probes_ok = 0;
-	log_msg(LOG_LEVEL_NOTICE, "auto: %d probes sent without a stall; new connections start "
-		"without the lever again", STALL_LEARN_PROBES_OK);
-}
-
-/* Step 1: raise the socket's low-water mark. False if it is already high enough. */
-static bool raise_lowat(struct conn *c)
-{
-	int v = AUTO_LOWAT;
-
-	if (c->stall.lowat >= AUTO_LOWAT)
-		return false;
-	if (setsockopt(c->fd, SOL_TCP, TCP_NOTSENT_LOWAT, &v, sizeof(v)) == -1) {
-		log_msg(LOG_LEVEL_INFO, "conn %llu: TCP_NOTSENT_LOWAT %d: %s",
-			(unsigned long long)c->id, v, strerror(errno));
-		return false;
-	}
-	c->stall.lowat = AUTO_LOWAT;
-	c->rec.notsent_lowat = AUTO_LOWAT;
-	return true;
-}
-
-static bool zero_copy(const struct conn *c)
-{
-	return c->sender->mode == SEND_MODE_SENDFILE || c->sender->mode == SEND_MODE_SPLICE;
-}
-
-/* Take the next step of the ladder; why: what was seen (for the log). */
-static void mitigate(struct conn *c, const char *why)
-{
-	char what[128];
-
-	if (c->mode != SEND_MODE_AUTO || !c->ktls.tx)
-		return;
-	push_pending(c);
-	if (raise_lowat(c)) {
-		snprintf(what, sizeof(what), "raised TCP_NOTSENT_LOWAT to %d", AUTO_LOWAT);
-		learn_strike(c);
-	} else if (zero_copy(c) && c->chunk > RECORD_CAP) {
-		c->chunk = RECORD_CAP;
-		snprintf(what, sizeof(what), "capped %s calls at one TLS record (%d bytes)",
-			 c->sender->name, RECORD_CAP);
-	} else if (zero_copy(c)) {
-		c->rec.switched_from = c->sender->name;
-		c->sender = send_pick(SEND_MODE_WRITE, c->ktls.tx);
-		c->rec.sender = c->sender->name;
-		c->chunk = WRITE_CHUNK;
-		snprintf(what, sizeof(what), "switched from %s to write (%d-byte calls)",
-			 c->rec.switched_from, WRITE_CHUNK);
-	} else {
-		snprintf(what, sizeof(what), "pushed the queued record (no further step)");
-	}
-	c->rec.mitigations++;
-	stats_count(CTR_MITIGATIONS, 1);
-	c->rec.chunk = c->chunk;
-	log_msg(LOG_LEVEL_WARN, "conn %llu: %s: auto mitigation %u (%s): %s",
-		(unsigned long long)c->id, c->peer, c->rec.mitigations, why, what);
-	/* the socket may never report writability in this stall: try right away */
-	conn_kick_write(c);
-}
-
-/* A learned start: new auto connections begin with step 1 already taken. */
-static void apply_learned(struct conn *c)
-{
-	if (raise_lowat(c)) {
-		c->stall.learned_cap = true;
-		stats_count(CTR_AUTO_CAPPED_STARTS, 1);
-	}
+	c->stall.report(c, STALL_EV_END, c->rec.last_cause, ms);
 }
 
 static void stall_begin(struct conn *c, uint64_t began, enum stall_cause cause,
@@ -254,7 +132,6 @@ static void stall_begin(struct conn *c, uint64_t began, enum stall_cause cause,
 	c->rec.stalls++;
 	c->rec.stall_snap = *s;
 	c->rec.last_cause = cause;
-	stats_count(CTR_STALLS + cause, 1);
 }
 
 /* Tick every threshold/2 (at least 50 ms): a stall is seen within threshold + tick. */
@@ -296,10 +173,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 			"(sender %s, mss %u, notsent %u, unacked %u, snd_wnd %u, probes %u, backoff %u, "
 			"rtt %u us, cwnd %u, retrans %u)",
 			(unsigned long long)c->id, c->peer, (unsigned long long)((now - c->stall.last_progress_us) / 1000),
-			stall_cause_name(c->rec.last_cause), c->sender->name, s.snd_mss, s.notsent,
+			stall_cause_name(c->rec.last_cause), c->rec.sender, s.snd_mss, s.notsent,
 			s.unacked, s.snd_wnd, s.probes, s.backoff, s.rtt_us, s.snd_cwnd, s.total_retrans);
-		if (c->rec.last_cause == STALL_CORKED_RECORD || c->rec.last_cause == STALL_UNKNOWN)
-			mitigate(c, "no progress");
+		c->stall.report(c, STALL_EV_BEGIN, c->rec.last_cause, 0);
 	}
 	if (!has_data_to_send(c, &s)) {
 		if (c->stall.in_stall)
@@ -310,12 +186,12 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	arm_tick(c);
 }
 
-int stall_init(struct conn *c)
+int stall_init(struct conn *c, uint32_t lowat, stall_report_fn *report)
 {
-	c->stall.lowat = c->send->notsent_lowat > 0 ? (uint32_t)c->send->notsent_lowat
-						     : c->srv->notsent_lowat_sysctl;
+	c->stall.report = report;
+	c->stall.lowat = lowat;
 	c->rec.notsent_lowat = c->stall.lowat;
-	c->stall.ev_tick = evtimer_new(c->srv->base, on_tick, c);
+	c->stall.ev_tick = evtimer_new(event_get_base(c->ev_timer), on_tick, c);
 	return c->stall.ev_tick ? 0 : -1;
 }
 
@@ -323,12 +199,6 @@ void stall_fini(struct conn *c)
 {
 	if (c->stall.in_stall)
 		stall_end(c, stall_now_us());
-	/* A probe connection is judged once, at its end, however many responses it carried
-	 * (counted per response, one keep-alive probe could undo the lesson alone); and only
-	 * if its socket buffer ever filled (an EAGAIN): a connection of small responses never
-	 * meets the trigger and proves nothing. */
-	if (c->stall.probe && c->rec.eagain > 0 && c->rec.stalls == 0 && c->rec.corked_waits == 0)
-		learn_probe_ok(c);
 	if (c->stall.ev_tick != NULL)
 		event_free(c->stall.ev_tick);
 	c->stall.ev_tick = NULL;
@@ -336,11 +206,6 @@ void stall_fini(struct conn *c)
 
 void stall_busy(struct conn *c)
 {
-	if (c->mode == SEND_MODE_AUTO && c->ktls.tx && c->rec.requests == 1) {
-		c->stall.probe = c->srv->learn.capped && c->id % STALL_LEARN_PROBE_EVERY == 0;
-		if (c->srv->learn.capped && !c->stall.probe)
-			apply_learned(c);
-	}
 	if (c->stall.active)
 		return;
 	c->stall.active = true;
@@ -363,13 +228,12 @@ static void check_corked(struct conn *c)
 	if (!c->stall.wait_corked)
 		return;
 	c->rec.corked_waits++;
-	stats_count(CTR_CORKED_WAITS, 1);
 	c->stall.crawl_snap = s;
 	if (c->rec.corked_waits == 1)
 		log_msg(LOG_LEVEL_INFO, "conn %llu: %s: corked record at EAGAIN (sender %s, mss %u, "
 			"notsent %u, unacked 0, snd_wnd %u, lowat %u)", (unsigned long long)c->id,
-			c->peer, c->sender->name, s.snd_mss, s.notsent, s.snd_wnd, c->stall.lowat);
-	mitigate(c, "corked record at EAGAIN");
+			c->peer, c->rec.sender, s.snd_mss, s.notsent, s.snd_wnd, c->stall.lowat);
+	c->stall.report(c, STALL_EV_CORKED, STALL_CORKED_RECORD, 0);
 }
 
 void stall_note_call(struct conn *c, uint64_t t0, uint64_t t1, bool again)
@@ -381,9 +245,9 @@ void stall_note_call(struct conn *c, uint64_t t0, uint64_t t1, bool again)
 		c->rec.eagain++;
 		if (c->stall.wait_began_us == 0) {
 			c->stall.wait_began_us = t1;
-			/* a corked wait needs a low-water mark near one record: above AUTO_LOWAT
+			/* a corked wait needs a low-water mark near one record: above that
 			 * an EAGAIN means more than a record unsent, so no TCP_INFO read */
-			if (c->ktls.tx && c->stall.lowat <= AUTO_LOWAT)
+			if (c->ktls.tx && c->stall.lowat <= STALL_WATCH_LOWAT_MAX)
 				check_corked(c);
 		}
 	}
@@ -420,7 +284,7 @@ void stall_note_writable(struct conn *c)
 				"notsent %u, unacked %u, snd_wnd %u)", (unsigned long long)c->id, c->peer,
 				c->stall.crawl_waits, CRAWL_WAIT_MS,
 				(unsigned long long)((now - c->stall.crawl_began_us) / 1000),
-				stall_cause_name(STALL_PERSIST_CRAWL), c->sender->name,
+				stall_cause_name(STALL_PERSIST_CRAWL), c->rec.sender,
 				c->stall.crawl_snap.snd_mss, c->stall.crawl_snap.notsent,
 				c->stall.crawl_snap.unacked, c->stall.crawl_snap.snd_wnd);
 		}

@@ -19,8 +19,9 @@
  *   A slow reader (zero window: window < unsent), a rate-limited or congested path
  *   (data in flight) never match the corked signature.
  *
- * In send mode auto, the first corked wait is mitigated at once (stall.c, the ladder):
- * waiting for proof would cost a persist-timer period per response. */
+ * The detector only measures and reports (stall_report_fn): what to do about a stall
+ * is the connection's (autosend.h: send mode auto mitigates the first corked wait at
+ * once, as waiting for proof would cost a persist-timer period per response). */
 #ifndef KTLSD_STALL_H
 #define KTLSD_STALL_H
 
@@ -68,8 +69,26 @@ bool stall_corked(const struct tcp_snapshot *s);
 #define CRAWL_WINDOW_MS 1000	/* ... within this time; a crawl ends after this long
 				 * without a timer-ended corked wait */
 
+/* A low-water mark above this means more than about a record is unsent at an EAGAIN:
+ * no corked wait is possible, so no TCP_INFO is read (send mode auto raises the mark to
+ * at most this, and must go on seeing corked waits). */
+#define STALL_WATCH_LOWAT_MAX 131072
+
+struct conn;
+
+/* What the detector tells its connection. */
+enum stall_event {
+	STALL_EV_BEGIN,		/* a stall began, of the cause given */
+	STALL_EV_END,		/* the stall in progress ended after ms milliseconds */
+	STALL_EV_CORKED,	/* an EAGAIN with the corked-record signature (a wait that only
+				 * a timer will end, unless something pushes the record) */
+};
+typedef void stall_report_fn(struct conn *c, enum stall_event ev, enum stall_cause cause,
+			     uint64_t ms);
+
 /* Per-connection detector state; lives inside struct conn (results go to c->rec). */
 struct stall_state {
+	stall_report_fn *report;
 	struct event *ev_tick;
 	bool active;			/* ticking */
 	uint64_t mark_sent, mark_acked;	/* progress markers at the last progress */
@@ -89,20 +108,6 @@ struct stall_state {
 	bool learned_cap;		/* auto: capped from the start by what was learned */
 };
 
-/* What send mode auto learned across connections: after a few stalls that one-record
- * calls cured, new responses start capped; every probe_every-th connection still starts
- * uncapped, and a few stall-free probes undo the lesson (the path may have changed). */
-struct stall_learning {
-	unsigned strikes;		/* step-1 mitigations since the last reset */
-	bool capped;			/* new auto responses start at one record per call */
-	unsigned probes_ok;		/* uncapped probe responses without a stall */
-};
-
-#define STALL_LEARN_STRIKES 3
-#define STALL_LEARN_PROBE_EVERY 20
-#define STALL_LEARN_PROBES_OK 3
-
-struct conn;
 
 /* net.ipv4.tcp_notsent_lowat of the daemon's network namespace (UINT32_MAX: unset or
  * unreadable), which applies to every socket without its own TCP_NOTSENT_LOWAT. Read at
@@ -110,10 +115,11 @@ struct conn;
 uint32_t stall_sysctl_notsent_lowat(void);
 
 /* Create the tick timer (once per connection, after its TCP_NOTSENT_LOWAT is set).
- * Returns -1 on allocation failure. */
-int stall_init(struct conn *c);
+ * lowat: the mark in effect on the socket (its own, else the sysctl; UINT32_MAX: none).
+ * report: told of every stall and corked wait. Returns -1 on allocation failure. */
+int stall_init(struct conn *c, uint32_t lowat, stall_report_fn *report);
 
-/* Free the timer; a stall in progress is closed and counted. */
+/* Free the timer; a stall in progress is closed and reported. */
 void stall_fini(struct conn *c);
 
 /* A response starts or continues sending: make sure the tick runs. */
