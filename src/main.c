@@ -9,6 +9,7 @@
 #include "ktls.h"
 #include "log.h"
 #include "notify.h"
+#include "process.h"
 #include "server.h"
 #include "stats.h"
 #include "statscli.h"
@@ -101,238 +102,6 @@ static long num_arg(const char *opt, const char *s)
 	return v;
 }
 
-/* Who ktlsd will run as, decided before anything is bound (and checked by -t), so that
- * a missing user or an accidental root start fails at once, with a reason, and never
- * after the sockets are up. Serving files as root is a choice, not a default: a bug in
- * request handling would otherwise hand out root's view of the file system. */
-static int check_privileges(const struct config *cfg, char *err, size_t errlen)
-{
-	const char *file = cfg->file ? cfg->file : "(command line)";
-
-	if (geteuid() != 0)
-		return 0;	/* nothing to drop; a configured user is ignored (logged) */
-	if (cfg->user != NULL) {
-		const struct passwd *pw = getpwnam(cfg->user);
-		if (pw == NULL) {
-			snprintf(err, errlen, "%s: user \"%s\" does not exist", file, cfg->user);
-			return -1;
-		}
-		if (pw->pw_uid == 0) {
-			snprintf(err, errlen, "%s: user \"%s\" is uid 0: nothing would be dropped "
-				 "(say run_as_root = true; instead)", file, cfg->user);
-			return -1;
-		}
-		if (cfg->group != NULL && getgrnam(cfg->group) == NULL) {
-			snprintf(err, errlen, "%s: group \"%s\" does not exist", file, cfg->group);
-			return -1;
-		}
-		return 0;
-	}
-	if (cfg->run_as_root || cfg->demo)
-		return 0;
-	snprintf(err, errlen, "%s: started as root and no \"user\" is set: ktlsd does not serve "
-		 "as root by accident. Set user = \"www-data\"; (and group) to drop privileges "
-		 "after binding, or run_as_root = true; to run as root on purpose", file);
-	return -1;
-}
-
-/* The capability sets of this thread, effective | permitted, as one mask. */
-static uint64_t caps_held(void)
-{
-	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
-	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
-
-	memset(data, 0, sizeof(data));
-	if (syscall(SYS_capget, &hdr, data) == -1)
-		return UINT64_MAX;	/* unknown counts as held */
-	return ((uint64_t)(data[1].effective | data[1].permitted) << 32) |
-	       (data[0].effective | data[0].permitted);
-}
-
-/* setuid() away from root clears the capability sets, unless SECBIT_KEEP_CAPS was set
- * for us (e.g. by a service manager): then clear them by hand. */
-static int drop_capabilities(void)
-{
-	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
-	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
-
-	if (caps_held() == 0)
-		return 0;
-	memset(data, 0, sizeof(data));
-	if (syscall(SYS_capset, &hdr, data) == -1 || caps_held() != 0)
-		return -1;
-	return 0;
-}
-
-/* The log files were opened (created) as root; after the drop, SIGUSR1 and SIGHUP
- * reopen them as the new user. Hand over the regular files that root owns, nothing
- * else: "/dev/stderr" or a shared file someone else owns stays as it is. */
-static void give_log_files(const struct config *cfg, uid_t uid, gid_t gid)
-{
-	const char *paths[2] = { cfg->log.error, cfg->log.access };
-	struct stat st;
-
-	for (size_t i = 0; i < KTLSD_ARRAY_LEN(paths); i++) {
-		const char *p = paths[i];
-		if (p == NULL || strcmp(p, "stderr") == 0 || strcmp(p, "off") == 0)
-			continue;
-		if (fstatat(AT_FDCWD, p, &st, AT_SYMLINK_NOFOLLOW) == -1 || !S_ISREG(st.st_mode) ||
-		    st.st_uid != 0)
-			continue;
-		if (fchownat(AT_FDCWD, p, uid, gid, AT_SYMLINK_NOFOLLOW) == -1)
-			log_msg(LOG_LEVEL_WARN, "cannot hand log file \"%s\" to uid %u: %s; reopening "
-				"it (SIGUSR1, SIGHUP) may fail", p, (unsigned)uid, strerror(errno));
-	}
-}
-
-/* Drop root after binding: supplementary groups, gid, uid, in that order (each step
- * needs the privileges the next one gives up), then make sure nothing is left: no way
- * back to uid 0, no capabilities, no gaining any through exec. */
-static int drop_privileges(const struct config *cfg)
-{
-	struct passwd *pw;
-	uid_t uid;
-	gid_t gid;
-
-	if (geteuid() != 0) {
-		if (cfg->user != NULL)
-			log_msg(LOG_LEVEL_INFO, "not started as root: user \"%s\" is not used",
-				cfg->user);
-		return 0;
-	}
-	if (cfg->user == NULL) {
-		if (cfg->run_as_root)
-			log_msg(LOG_LEVEL_WARN, "running as root (run_as_root = true)");
-		else
-			log_msg(LOG_LEVEL_WARN, "--demo started as root: serving as root (set \"user\" "
-				"in a configuration file to drop privileges)");
-		return 0;
-	}
-	pw = getpwnam(cfg->user);
-	if (pw == NULL) {
-		log_msg(LOG_LEVEL_ALERT, "user \"%s\" does not exist", cfg->user);
-		return -1;
-	}
-	uid = pw->pw_uid;
-	gid = pw->pw_gid;
-	if (cfg->group != NULL) {
-		struct group *gr = getgrnam(cfg->group);
-		if (gr == NULL) {
-			log_msg(LOG_LEVEL_ALERT, "group \"%s\" does not exist", cfg->group);
-			return -1;
-		}
-		gid = gr->gr_gid;
-	}
-	give_log_files(cfg, uid, gid);
-	/* initgroups, not setgroups(1, &gid): the user's own supplementary groups (say
-	 * ssl-cert, for the private key) are how a reload can still read the files */
-	if (initgroups(cfg->user, gid) == -1 || setgid(gid) == -1 || setuid(uid) == -1) {
-		log_msg(LOG_LEVEL_ALERT, "cannot drop privileges to %s: %s", cfg->user, strerror(errno));
-		return -1;
-	}
-	if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid ||
-	    setuid(0) == 0 || (gid != 0 && setegid(0) == 0)) {
-		log_msg(LOG_LEVEL_ALERT, "privileges could be regained after dropping them; stopping");
-		return -1;
-	}
-	if (drop_capabilities() == -1) {
-		log_msg(LOG_LEVEL_ALERT, "capabilities still held after dropping to %s; stopping",
-			cfg->user);
-		return -1;
-	}
-	/* ktlsd never executes anything; make sure nothing it could exec gains privileges */
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
-		log_msg(LOG_LEVEL_WARN, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
-	log_msg(LOG_LEVEL_NOTICE, "running as %s (uid %u, gid %u), no capabilities", cfg->user,
-		(unsigned)uid, (unsigned)gid);
-	return 0;
-}
-
-static const char *rlim_text(rlim_t v, char *buf, size_t len)
-{
-	if (v == RLIM_INFINITY)
-		return "unlimited";
-	snprintf(buf, len, "%llu", (unsigned long long)v);
-	return buf;
-}
-
-/* RLIMIT_NOFILE: every connection costs a socket, a file and, with splice, a pipe. The
- * usual soft limit of 1024 is far below max_connections, and libevent uses epoll, so
- * nothing stops raising it: to limits.nofile, or (0) the soft limit up to the hard one.
- * Done as root, before the drop, so a larger hard limit can be set too. Running out
- * later is not fatal either: see conn_new() and on_accept_error(). */
-static void set_nofile(const struct config *cfg)
-{
-	struct rlimit old, want;
-	char a[24], b[24], c[24], d[24];
-	unsigned long long need;
-
-	if (getrlimit(RLIMIT_NOFILE, &old) == -1) {
-		log_msg(LOG_LEVEL_WARN, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
-		return;
-	}
-	want = old;
-	if (cfg->limits.nofile == 0) {
-		want.rlim_cur = old.rlim_max;
-	} else {
-		want.rlim_cur = (rlim_t)cfg->limits.nofile;
-		if (old.rlim_max != RLIM_INFINITY && old.rlim_max < want.rlim_cur)
-			want.rlim_max = want.rlim_cur;
-	}
-	if ((want.rlim_cur != old.rlim_cur || want.rlim_max != old.rlim_max) &&
-	    setrlimit(RLIMIT_NOFILE, &want) == -1) {
-		/* raising the hard limit needs CAP_SYS_RESOURCE (and <= fs.nr_open) */
-		log_msg(LOG_LEVEL_WARN, "limits.nofile %lu: cannot set soft %s, hard %s: %s; "
-			"using the hard limit %s", cfg->limits.nofile,
-			rlim_text(want.rlim_cur, a, sizeof(a)), rlim_text(want.rlim_max, b, sizeof(b)),
-			strerror(errno), rlim_text(old.rlim_max, c, sizeof(c)));
-		want.rlim_cur = want.rlim_max = old.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &want) == -1)
-			want = old;
-	}
-	log_msg(LOG_LEVEL_NOTICE, "open files limit: soft %s, hard %s (was %s, %s)",
-		rlim_text(want.rlim_cur, a, sizeof(a)), rlim_text(want.rlim_max, b, sizeof(b)),
-		rlim_text(old.rlim_cur, c, sizeof(c)), rlim_text(old.rlim_max, d, sizeof(d)));
-	/* a socket per connection at the very least, plus the daemon's own few */
-	need = (unsigned long long)cfg->max_connections + 64;
-	if (want.rlim_cur != RLIM_INFINITY && want.rlim_cur < need)
-		log_msg(LOG_LEVEL_WARN, "open files limit %s is below max_connections %u: new "
-			"clients are turned away when files run out (raise limits.nofile, or "
-			"LimitNOFILE=)",
-			rlim_text(want.rlim_cur, a, sizeof(a)), cfg->max_connections);
-}
-
-/* Detach; the parent exits only when the child says it is ready (or failed), so the
- * exit status of "ktlsd" tells whether the server is up. */
-static int detach(int *ready_fd)
-{
-	int p[2];
-	pid_t pid;
-	char st = 1;
-
-	if (pipe2(p, O_CLOEXEC) == -1)
-		return -1;
-	pid = fork();
-	if (pid == -1)
-		return -1;
-	if (pid > 0) {
-		close(p[1]);
-		if (read(p[0], &st, 1) != 1)
-			st = 1;
-		_exit(st);
-	}
-	close(p[0]);
-	setsid();
-	int nul = open("/dev/null", O_RDWR);
-	if (nul != -1) {
-		dup2(nul, STDIN_FILENO);
-		dup2(nul, STDOUT_FILENO);
-		close(nul);
-	}
-	*ready_fd = p[1];
-	return 0;
-}
-
 /* For --demo: the curl command to try, with the port actually bound (--listen ...:0)
  * and a file that exists. */
 static void demo_hint(struct server *srv)
@@ -381,7 +150,16 @@ static void demo_hint(struct server *srv)
 		closedir(d);
 }
 
-int main(int argc, char **argv)
+/* What the command line asked for, besides the configuration overrides. */
+struct args {
+	struct config_overrides ov;
+	const char *file;		/* -c, or the default; NULL with --demo alone */
+	bool test, foreground;
+};
+
+/* Parse argv into a. Returns -1 to go on, or the exit code (after --help, --version, or
+ * a usage error, which is printed). */
+static int parse_args(int argc, char **argv, struct args *a)
 {
 	enum { OPT_DEMO = 256, OPT_CERT, OPT_KEY, OPT_LOGLEVEL, OPT_SENDMODE, OPT_MSS, OPT_LOWAT,
 	       OPT_CHUNK, OPT_ERRLOG, OPT_ACCLOG, OPT_CIPHERS, OPT_STATS, OPT_STALL };
@@ -408,166 +186,179 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct config_overrides ov;
-	const char *file = NULL;
-	bool test = false, foreground = false;
-	char err[512];
-	int opt, ready_fd = -1, rc;
+	struct config_overrides *ovp = &a->ov;
+	int opt;
 
-	if (argc > 1 && strcmp(argv[1], "stats") == 0)
-		return statscli_main(argc - 1, argv + 1);
-	config_overrides_init(&ov);
+	config_overrides_init(ovp);
 	while ((opt = getopt_long(argc, argv, "c:tl:r:fVh", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'c': file = optarg; break;
-		case 't': test = true; break;
-		case OPT_DEMO: ov.demo = true; break;
+		case 'c': a->file = optarg; break;
+		case 't': a->test = true; break;
+		case OPT_DEMO: ovp->demo = true; break;
 		case 'l':
-			if (ov.nlisten == CONFIG_MAX_LISTEN) {
+			if (ovp->nlisten == CONFIG_MAX_LISTEN) {
 				fprintf(stderr, "ktlsd: at most %d --listen\n", CONFIG_MAX_LISTEN);
 				return 1;
 			}
-			ov.listen[ov.nlisten++] = optarg;
+			ovp->listen[ovp->nlisten++] = optarg;
 			break;
-		case 'r': ov.root = optarg; break;
-		case OPT_CERT: ov.cert = optarg; break;
-		case OPT_KEY: ov.key = optarg; break;
-		case OPT_CIPHERS: ov.ciphersuites = optarg; break;
-		case 'f': foreground = true; break;
-		case OPT_LOGLEVEL: ov.log_level = optarg; break;
-		case OPT_ERRLOG: ov.error_log = optarg; break;
-		case OPT_ACCLOG: ov.access_log = optarg; break;
-		case OPT_SENDMODE: ov.send_mode = optarg; break;
-		case OPT_CHUNK: ov.send_chunk = num_arg("--send-chunk", optarg); break;
-		case OPT_MSS: ov.mss = num_arg("--mss", optarg); break;
-		case OPT_LOWAT: ov.notsent_lowat = num_arg("--notsent-lowat", optarg); break;
-		case OPT_STATS: ov.stats_listen = optarg; break;
-		case OPT_STALL: ov.stall_threshold_ms = num_arg("--stall-threshold", optarg); break;
+		case 'r': ovp->root = optarg; break;
+		case OPT_CERT: ovp->cert = optarg; break;
+		case OPT_KEY: ovp->key = optarg; break;
+		case OPT_CIPHERS: ovp->ciphersuites = optarg; break;
+		case 'f': a->foreground = true; break;
+		case OPT_LOGLEVEL: ovp->log_level = optarg; break;
+		case OPT_ERRLOG: ovp->error_log = optarg; break;
+		case OPT_ACCLOG: ovp->access_log = optarg; break;
+		case OPT_SENDMODE: ovp->send_mode = optarg; break;
+		case OPT_CHUNK: ovp->send_chunk = num_arg("--send-chunk", optarg); break;
+		case OPT_MSS: ovp->mss = num_arg("--mss", optarg); break;
+		case OPT_LOWAT: ovp->notsent_lowat = num_arg("--notsent-lowat", optarg); break;
+		case OPT_STATS: ovp->stats_listen = optarg; break;
+		case OPT_STALL: ovp->stall_threshold_ms = num_arg("--stall-threshold", optarg); break;
 		case 'V': version(); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 1;
 		}
 	}
-	if (ov.demo && optind < argc)
-		ov.demo_dir = argv[optind++];
+	if (ovp->demo && optind < argc)
+		ovp->demo_dir = argv[optind++];
 	if (optind < argc) {
 		fprintf(stderr, "ktlsd: unexpected argument \"%s\" (see --help)\n", argv[optind]);
 		return 1;
 	}
-	if ((ov.cert == NULL) != (ov.key == NULL)) {
+	if ((ovp->cert == NULL) != (ovp->key == NULL)) {
 		fprintf(stderr, "ktlsd: --cert and --key go together\n");
 		return 1;
 	}
-	if (file == NULL && !ov.demo)
-		file = DEFAULT_CONF;
-	if (ov.demo)
-		foreground = true;
+	if (a->file == NULL && !ovp->demo)
+		a->file = DEFAULT_CONF;
+	if (ovp->demo)
+		a->foreground = true;
+	return -1;
+}
 
-	struct config *cfg = config_load(file, &ov, err, sizeof(err));
-	if (cfg == NULL) {
-		fprintf(stderr, "ktlsd: %s\n", err);
-		if (test)
-			fprintf(stderr, "ktlsd: configuration test failed\n");
-		return 1;
-	}
-	if (check_privileges(cfg, err, sizeof(err)) == -1) {
-		fprintf(stderr, "ktlsd: %s\n", err);
-		if (test)
-			fprintf(stderr, "ktlsd: configuration test failed\n");
-		config_unref(cfg);
-		return 1;
-	}
-	struct site *site = site_new(cfg, err, sizeof(err));
+/* Load and check the configuration and build the site from it (certificates, document
+ * root), as -t does. NULL after printing why. */
+static struct site *load_site(const struct args *a)
+{
+	char err[512];
+	struct config *cfg = config_load(a->file, &a->ov, err, sizeof(err));
+	struct site *site = NULL;
+
+	if (cfg != NULL && process_check_privileges(cfg, err, sizeof(err)) == 0)
+		site = site_new(cfg, err, sizeof(err));
 	config_unref(cfg);
 	if (site == NULL) {
 		fprintf(stderr, "ktlsd: %s\n", err);
-		if (test)
+		if (a->test)
 			fprintf(stderr, "ktlsd: configuration test failed\n");
-		return 1;
 	}
-	if (test) {
-		printf("ktlsd: configuration %s is ok\n", file ? file : "(demo)");
-		site_unref(site);
-		return 0;
-	}
+	return site;
+}
 
-	signal(SIGPIPE, SIG_IGN);
-	log_set_level((enum log_level)site->cfg->log.level);
-	if (log_open(site->cfg->log.error, site->cfg->log.access, err, sizeof(err)) == -1) {
-		fprintf(stderr, "ktlsd: %s\n", err);
-		site_unref(site);
-		return 1;
-	}
-	/* Under systemd (Type=notify) the manager waits for READY=1 from the process it
-	 * started: detaching would make it wait for a process that is gone. */
-	if (notify_init() && !foreground) {
-		log_msg(LOG_LEVEL_INFO, "NOTIFY_SOCKET is set: staying in the foreground");
-		foreground = true;
-	}
-	set_nofile(site->cfg);
-	ktls_probe();
-	if (ktls_kernel_available())
-		log_msg(LOG_LEVEL_NOTICE, "kTLS: available (%s)", ktls_kernel_reason());
-	else
-		log_msg(LOG_LEVEL_WARN, "kTLS: unavailable: %s; every send mode falls back to "
-			"userspace TLS", ktls_kernel_reason());
+/* Tell whoever waits that the server is up: systemd (READY=1), the parent of a detached
+ * daemon (ready_fd), and a --demo user (the curl line). */
+static void announce_ready(struct server *srv, const struct config *cfg, int ready_fd)
+{
+	char st[160];
 
-	struct config *run_cfg = config_ref(site->cfg);
-	struct server *srv = server_new(site, err, sizeof(err));
-	if (srv == NULL) {
-		log_msg(LOG_LEVEL_ALERT, "%s", err);
-		config_unref(run_cfg);
-		notify_close();
-		log_close();
-		return 1;
-	}
-	srv->config_file = file;
-	srv->overrides = &ov;
-	if (admin_start(srv, err, sizeof(err)) == -1) {
-		log_msg(LOG_LEVEL_ALERT, "%s", err);
-		server_free(srv);
-		config_unref(run_cfg);
-		notify_close();
-		log_close();
-		return 1;
-	}
-	if (drop_privileges(run_cfg) == -1) {
-		admin_stop(srv);
-		server_free(srv);
-		config_unref(run_cfg);
-		notify_close();
-		log_close();
-		return 1;
-	}
-	if (!foreground && detach(&ready_fd) == -1) {
-		log_msg(LOG_LEVEL_ALERT, "cannot detach: %s", strerror(errno));
-		admin_stop(srv);
-		server_free(srv);
-		config_unref(run_cfg);
-		return 1;
-	}
 	log_msg(LOG_LEVEL_NOTICE, "ktlsd %s ready: send mode %s, chunk %zu, mss %d, notsent_lowat %d%s",
-		PACKAGE_VERSION, send_mode_name(run_cfg->send.mode), run_cfg->send.chunk,
-		run_cfg->send.mss, run_cfg->send.notsent_lowat, run_cfg->demo ? ", demo" : "");
-	if (run_cfg->demo)
+		PACKAGE_VERSION, send_mode_name(cfg->send.mode), cfg->send.chunk,
+		cfg->send.mss, cfg->send.notsent_lowat, cfg->demo ? ", demo" : "");
+	if (cfg->demo)
 		demo_hint(srv);
-	snprintf(err, sizeof(err), "serving: send mode %s, kTLS %s",
-		 send_mode_name(run_cfg->send.mode),
+	snprintf(st, sizeof(st), "serving: send mode %s, kTLS %s", send_mode_name(cfg->send.mode),
 		 ktls_kernel_available() ? "available" : "unavailable (userspace TLS)");
-	notify_ready(err);
+	notify_ready(st);
 	if (ready_fd != -1) {
 		char ok = 0;
 		if (write(ready_fd, &ok, 1) != 1)
 			log_msg(LOG_LEVEL_WARN, "could not tell the parent process we are up");
 		close(ready_fd);
 	}
-	config_unref(run_cfg);
+}
+
+/* Run the daemon on site (taken): logs, limits, bind, admin, privileges, detach, loop.
+ * One unwinding path: whatever was set up is taken down in reverse, on every exit. */
+static int serve(struct site *site, struct args *a)
+{
+	struct config *cfg = config_ref(site->cfg);	/* outlives reloads: for the drop */
+	struct server *srv = NULL;
+	char err[512];
+	int ready_fd = -1, rc = 1;
+	bool logs = false;
+
+	signal(SIGPIPE, SIG_IGN);
+	log_set_level((enum log_level)cfg->log.level);
+	if (log_open(cfg->log.error, cfg->log.access, err, sizeof(err)) == -1) {
+		fprintf(stderr, "ktlsd: %s\n", err);
+		site_unref(site);
+		goto out;
+	}
+	logs = true;
+	/* Under systemd (Type=notify) the manager waits for READY=1 from the process it
+	 * started: detaching would make it wait for a process that is gone. */
+	if (notify_init() && !a->foreground) {
+		log_msg(LOG_LEVEL_INFO, "NOTIFY_SOCKET is set: staying in the foreground");
+		a->foreground = true;
+	}
+	process_set_nofile(cfg);
+	ktls_probe();
+	if (ktls_kernel_available())
+		log_msg(LOG_LEVEL_NOTICE, "kTLS: available (%s)", ktls_kernel_reason());
+	else
+		log_msg(LOG_LEVEL_WARN, "kTLS: unavailable: %s; every send mode falls back to "
+			"userspace TLS", ktls_kernel_reason());
+	srv = server_new(site, err, sizeof(err));
+	if (srv == NULL || admin_start(srv, err, sizeof(err)) == -1) {
+		log_msg(LOG_LEVEL_ALERT, "%s", err);
+		goto out;
+	}
+	srv->config_file = a->file;
+	srv->overrides = &a->ov;
+	if (process_drop_privileges(cfg) == -1)
+		goto out;
+	if (!a->foreground && process_detach(&ready_fd) == -1) {
+		log_msg(LOG_LEVEL_ALERT, "cannot detach: %s", strerror(errno));
+		goto out;
+	}
+	announce_ready(srv, cfg, ready_fd);
+	config_unref(cfg);
+	cfg = NULL;
 	rc = server_run(srv);
 	log_msg(LOG_LEVEL_NOTICE, "exiting (%llu connections served)",
 		(unsigned long long)stats_counter(CTR_ACCEPTED));
-	admin_stop(srv);
-	server_free(srv);
-	notify_close();
-	log_close();
+out:
+	if (srv != NULL) {
+		admin_stop(srv);
+		server_free(srv);
+	}
+	config_unref(cfg);
+	if (logs) {
+		notify_close();
+		log_close();
+	}
 	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = { 0 };
+	struct site *site;
+	int rc;
+
+	if (argc > 1 && strcmp(argv[1], "stats") == 0)
+		return statscli_main(argc - 1, argv + 1);
+	if ((rc = parse_args(argc, argv, &a)) != -1)
+		return rc;
+	site = load_site(&a);
+	if (site == NULL)
+		return 1;
+	if (a.test) {
+		printf("ktlsd: configuration %s is ok\n", a.file ? a.file : "(demo)");
+		site_unref(site);
+		return 0;
+	}
+	return serve(site, &a);
 }
