@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,13 +133,9 @@ static int fail_at(struct loader *ld, const config_setting_t *s, const char *fmt
 
 /* ---- typed getters ---------------------------------------------------- */
 
-static int get_string(struct loader *ld, const config_setting_t *grp, const char *name,
-		      char **out)
+/* Each reads setting s (present) into *out, or fails with "FILE:LINE: name: ..." */
+static int read_string(struct loader *ld, const config_setting_t *s, char **out)
 {
-	const config_setting_t *s = config_setting_get_member(grp, name);
-
-	if (s == NULL)
-		return 0;
 	if (config_setting_type(s) != CONFIG_TYPE_STRING)
 		return fail_at(ld, s, "%s: must be a string", config_setting_name(s));
 	free(*out);
@@ -148,27 +145,21 @@ static int get_string(struct loader *ld, const config_setting_t *grp, const char
 	return 0;
 }
 
-static int get_bool(struct loader *ld, const config_setting_t *grp, const char *name, bool *out)
+static int read_bool(struct loader *ld, const config_setting_t *s, bool *out)
 {
-	const config_setting_t *s = config_setting_get_member(grp, name);
-
-	if (s == NULL)
-		return 0;
 	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
-		return fail_at(ld, s, "%s: must be true or false", name);
+		return fail_at(ld, s, "%s: must be true or false", config_setting_name(s));
 	*out = config_setting_get_bool(s) != 0;
 	return 0;
 }
 
 /* A non-negative integer within [min, max]. */
-static int get_uint(struct loader *ld, const config_setting_t *grp, const char *name,
-		    long long min, long long max, long long *out)
+static int read_int(struct loader *ld, const config_setting_t *s, long long min, long long max,
+		    long long *out)
 {
-	const config_setting_t *s = config_setting_get_member(grp, name);
+	const char *name = config_setting_name(s);
 	long long v;
 
-	if (s == NULL)
-		return 0;
 	if (config_setting_type(s) == CONFIG_TYPE_INT)
 		v = config_setting_get_int(s);
 	else if (config_setting_type(s) == CONFIG_TYPE_INT64)
@@ -182,14 +173,11 @@ static int get_uint(struct loader *ld, const config_setting_t *grp, const char *
 }
 
 /* A duration in seconds (integer or decimal) into milliseconds, > 0. */
-static int get_seconds(struct loader *ld, const config_setting_t *grp, const char *name,
-		       unsigned *ms)
+static int read_seconds(struct loader *ld, const config_setting_t *s, unsigned *ms)
 {
-	const config_setting_t *s = config_setting_get_member(grp, name);
+	const char *name = config_setting_name(s);
 	double v;
 
-	if (s == NULL)
-		return 0;
 	switch (config_setting_type(s)) {
 	case CONFIG_TYPE_INT: v = config_setting_get_int(s); break;
 	case CONFIG_TYPE_INT64: v = (double)config_setting_get_int64(s); break;
@@ -200,6 +188,30 @@ static int get_seconds(struct loader *ld, const config_setting_t *grp, const cha
 		return fail_at(ld, s, "%s: must be between 0.001 and 86400 seconds", name);
 	*ms = (unsigned)(v * 1000.0 + 0.5);
 	return 0;
+}
+
+/* The same for member name of group grp; absent: 0, *out unchanged. */
+static int get_string(struct loader *ld, const config_setting_t *grp, const char *name,
+		      char **out)
+{
+	const config_setting_t *s = config_setting_get_member(grp, name);
+
+	return s == NULL ? 0 : read_string(ld, s, out);
+}
+
+static int get_bool(struct loader *ld, const config_setting_t *grp, const char *name, bool *out)
+{
+	const config_setting_t *s = config_setting_get_member(grp, name);
+
+	return s == NULL ? 0 : read_bool(ld, s, out);
+}
+
+static int get_uint(struct loader *ld, const config_setting_t *grp, const char *name,
+		    long long min, long long max, long long *out)
+{
+	const config_setting_t *s = config_setting_get_member(grp, name);
+
+	return s == NULL ? 0 : read_int(ld, s, min, max, out);
 }
 
 /* Every setting in grp must be one of names[]: a typo is an error, not a silent default. */
@@ -282,14 +294,11 @@ static int load_send(struct loader *ld, const config_setting_t *g, struct send_s
 
 /* tls.sni = ( { certificate = "..."; private_key = "..."; }, ... ): more certificates, each
  * served to clients whose SNI matches one of its names (subjectAltName DNS, else CN). */
-static int load_sni(struct loader *ld, const config_setting_t *tls, struct config *c)
+static int load_sni(struct loader *ld, const config_setting_t *s, struct config *c)
 {
 	static const char *const keys[] = { "certificate", "private_key", NULL };
-	const config_setting_t *s = config_setting_get_member(tls, "sni");
 	int n;
 
-	if (s == NULL)
-		return 0;
 	if (!config_setting_is_list(s))
 		return fail_at(ld, s, "sni: must be a list ( { certificate = ...; private_key = ...; }, ... )");
 	n = config_setting_length(s);
@@ -377,13 +386,10 @@ static int load_listen_one(struct loader *ld, const config_setting_t *e, int i,
 	return rc ? rc : load_listen_proxy(ld, e, la);
 }
 
-static int load_listen(struct loader *ld, const config_setting_t *root, struct config *c)
+static int load_listen(struct loader *ld, const config_setting_t *s, struct config *c)
 {
-	const config_setting_t *s = config_setting_get_member(root, "listen");
 	char msg[160];
 
-	if (s == NULL)
-		return 0;
 	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
 		c->nlisten = 1;
 		if (config_parse_listen(config_setting_get_string(s), &c->listen[0], msg, sizeof(msg)))
@@ -405,159 +411,214 @@ static int load_listen(struct loader *ld, const config_setting_t *root, struct c
 	return 0;
 }
 
+/* The settings that need more than a type and a range. Each gets the setting (present). */
+
+static int load_send_group(struct loader *ld, const config_setting_t *s, struct config *c)
+{
+	static const char *const snd[] = { "mode", "chunk", "mss", "notsent_lowat", NULL };
+
+	return check_known(ld, s, snd) || load_send(ld, s, &c->send, NULL) ? -1 : 0;
+}
+
+/* autoindex: --demo turns listings on unless the file says */
+static int load_autoindex(struct loader *ld, const config_setting_t *s, struct config *c)
+{
+	c->autoindex.set = true;
+	return read_bool(ld, s, &c->autoindex.enabled);
+}
+
+/* the kernel caps it at fs.nr_open anyway; 2^30 is far past any sane value */
+static int load_nofile(struct loader *ld, const config_setting_t *s, struct config *c)
+{
+	long long v = 0;
+
+	if (read_int(ld, s, 0, 1 << 30, &v))
+		return -1;
+	if (v != 0 && v < 64)
+		return fail_at(ld, s, "nofile: 0 (raise the soft limit to the hard one) or 64..%d",
+			       1 << 30);
+	c->limits.nofile = (unsigned long)v;
+	return 0;
+}
+
+static int load_access_format(struct loader *ld, const config_setting_t *s, struct config *c)
+{
+	const char *fmt = config_setting_get_string(s);
+
+	if (fmt == NULL || (strcmp(fmt, "json") != 0 && strcmp(fmt, "combined") != 0))
+		return fail_at(ld, s, "access_format: must be \"combined\" or \"json\"");
+	c->log.access_json = strcmp(fmt, "json") == 0;
+	return 0;
+}
+
+static int load_log_level(struct loader *ld, const config_setting_t *s, struct config *c)
+{
+	const char *lvl = config_setting_get_string(s);
+
+	if (lvl == NULL || (c->log.level = log_level_parse(lvl)) < 0)
+		return fail_at(ld, s, "level: must be one of debug, info, notice, warn, error, crit, alert");
+	return 0;
+}
+
+static int load_stats_listen(struct loader *ld, const config_setting_t *s, struct config *c)
+{
+	const char *l = config_setting_get_string(s);
+	char msg[160];
+
+	if (l == NULL)
+		return fail_at(ld, s, "listen: must be a string");
+	if (config_parse_listen(l, &c->stats.listen, msg, sizeof(msg)))
+		return fail_at(ld, s, "listen: %s", msg);
+	c->stats.enabled = true;
+	return 0;
+}
+
+/* ---- the schema: one row per setting ---------------------------------------- */
+
+enum opt_kind {
+	OPT_STR,	/* char * (strdup'ed) */
+	OPT_BOOL,	/* bool */
+	OPT_UINT,	/* unsigned, within [min, max] */
+	OPT_SIZE,	/* size_t, within [min, max] */
+	OPT_MS,		/* unsigned milliseconds, given in seconds (0.001 .. 86400) */
+	OPT_CUSTOM,	/* load() */
+};
+
+struct opt {
+	const char *group;	/* the group it is in; NULL: top level */
+	const char *name;
+	enum opt_kind kind;
+	size_t off;		/* offsetof(struct config, the field) */
+	long long min, max;
+	int (*load)(struct loader *ld, const config_setting_t *s, struct config *c);
+};
+
+#define ROW(grp, name, kind, field, min, max) \
+	{ grp, name, kind, offsetof(struct config, field), min, max, NULL }
+#define CUSTOM(grp, name, fn) { grp, name, OPT_CUSTOM, 0, 0, 0, fn }
+
+/* Every setting the file may have. A group's known keys are its rows: a typo is an error
+ * with file:line, never a silent default. Defaults are config_defaults()'. */
+static const struct opt schema[] = {
+	CUSTOM(NULL, "listen", load_listen),
+	ROW(NULL, "document_root", OPT_STR, document_root, 0, 0),
+	ROW(NULL, "index", OPT_STR, index, 0, 0),
+	ROW(NULL, "mime_types", OPT_STR, mime_types, 0, 0),
+	ROW(NULL, "user", OPT_STR, user, 0, 0),
+	ROW(NULL, "group", OPT_STR, group, 0, 0),
+	ROW(NULL, "run_as_root", OPT_BOOL, run_as_root, 0, 0),
+	ROW(NULL, "gzip_static", OPT_BOOL, gzip_static, 0, 0),
+	CUSTOM(NULL, "autoindex", load_autoindex),
+	ROW(NULL, "autoindex_hidden", OPT_BOOL, autoindex.hidden, 0, 0),
+	ROW(NULL, "autoindex_max_entries", OPT_UINT, autoindex.max_entries, 1,
+	    CONFIG_MAX_AUTOINDEX_ENTRIES),
+	ROW(NULL, "max_connections", OPT_UINT, max_connections, 1, 1000000),
+	CUSTOM(NULL, "send", load_send_group),
+	ROW("tls", "certificate", OPT_STR, tls.certificate, 0, 0),
+	ROW("tls", "private_key", OPT_STR, tls.private_key, 0, 0),
+	ROW("tls", "ciphersuites", OPT_STR, tls.ciphersuites, 0, 0),
+	CUSTOM("tls", "sni", load_sni),
+	ROW("timeouts", "handshake", OPT_MS, timeouts.handshake, 0, 0),
+	ROW("timeouts", "header", OPT_MS, timeouts.header, 0, 0),
+	ROW("timeouts", "keepalive", OPT_MS, timeouts.keepalive, 0, 0),
+	ROW("timeouts", "send_idle", OPT_MS, timeouts.send_idle, 0, 0),
+	ROW("timeouts", "shutdown", OPT_MS, timeouts.shutdown, 0, 0),
+	ROW("limits", "request_line", OPT_SIZE, limits.request_line, 64, 1 << 20),
+	ROW("limits", "header_bytes", OPT_SIZE, limits.header_bytes, 256, 1 << 20),
+	ROW("limits", "headers", OPT_SIZE, limits.headers, 4, 10000),
+	ROW("limits", "keepalive_requests", OPT_UINT, limits.keepalive_requests, 1, 1000000000),
+	CUSTOM("limits", "nofile", load_nofile),
+	ROW("log", "error", OPT_STR, log.error, 0, 0),
+	ROW("log", "access", OPT_STR, log.access, 0, 0),
+	CUSTOM("log", "access_format", load_access_format),
+	CUSTOM("log", "level", load_log_level),
+	ROW("stall", "threshold_ms", OPT_UINT, stall.threshold_ms, 100, 3600000),
+	ROW("file_cache", "entries", OPT_UINT, file_cache.entries, 0, 1000000),
+	ROW("file_cache", "valid", OPT_MS, file_cache.valid_ms, 0, 0),
+	CUSTOM("stats", "listen", load_stats_listen),
+	ROW("stats", "recent", OPT_UINT, stats.recent, 0, 100000),
+};
+
+/* Load one row's setting s (present) into c. */
+static int load_opt(struct loader *ld, const struct opt *o, const config_setting_t *s,
+		    struct config *c)
+{
+	void *field = (char *)c + o->off;
+	long long v = 0;
+
+	switch (o->kind) {
+	case OPT_STR:
+		return read_string(ld, s, field);
+	case OPT_BOOL:
+		return read_bool(ld, s, field);
+	case OPT_UINT:
+		if (read_int(ld, s, o->min, o->max, &v))
+			return -1;
+		*(unsigned *)field = (unsigned)v;
+		return 0;
+	case OPT_SIZE:
+		if (read_int(ld, s, o->min, o->max, &v))
+			return -1;
+		*(size_t *)field = (size_t)v;
+		return 0;
+	case OPT_MS:
+		return read_seconds(ld, s, field);
+	case OPT_CUSTOM:
+		break;
+	}
+	return o->load(ld, s, c);
+}
+
+/* Is name a key of group (NULL: top level) in the schema, as a setting or a group? */
+static bool known(const char *group, const char *name)
+{
+	for (size_t i = 0; i < KTLSD_ARRAY_LEN(schema); i++) {
+		const struct opt *o = &schema[i];
+		if (group == NULL && o->group != NULL && strcmp(o->group, name) == 0)
+			return true;
+		if ((group == NULL) == (o->group == NULL) && (group == NULL || strcmp(group, o->group) == 0) &&
+		    strcmp(o->name, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Every member of grp (named group; NULL: the root) is in the schema. */
+static int check_schema(struct loader *ld, const config_setting_t *grp, const char *group)
+{
+	int n = config_setting_length(grp);
+
+	if (!config_setting_is_group(grp))
+		return fail_at(ld, grp, "%s: must be a group { ... }", config_setting_name(grp));
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(grp, (unsigned)i);
+		if (!known(group, config_setting_name(s)))
+			return fail_at(ld, s, "unknown setting \"%s\"", config_setting_name(s));
+	}
+	return 0;
+}
+
 static int load_file(struct loader *ld, const config_setting_t *root, struct config *c)
 {
-	static const char *const top[] = { "listen", "document_root", "index", "mime_types", "user",
-		"group", "run_as_root", "max_connections", "tls", "timeouts", "limits", "log", "send",
-		"stall", "stats", "file_cache", "gzip_static", "autoindex", "autoindex_hidden",
-		"autoindex_max_entries", NULL };
-	static const char *const fch[] = { "entries", "valid", NULL };
-	static const char *const stl[] = { "threshold_ms", NULL };
-	static const char *const sts[] = { "listen", "recent", NULL };
-	static const char *const tls[] = { "certificate", "private_key", "ciphersuites", "sni", NULL };
-	static const char *const tmo[] = { "handshake", "header", "keepalive", "send_idle",
-		"shutdown", NULL };
-	static const char *const lim[] = { "request_line", "header_bytes", "headers",
-		"keepalive_requests", "nofile", NULL };
-	static const char *const lg[] = { "error", "access", "level", "access_format", NULL };
-	static const char *const snd[] = { "mode", "chunk", "mss", "notsent_lowat", NULL };
-	const config_setting_t *g;
-	long long v;
-	int rc = 0;
+	if (check_schema(ld, root, NULL))
+		return -1;
+	for (size_t i = 0; i < KTLSD_ARRAY_LEN(schema); i++) {
+		const struct opt *o = &schema[i];
+		const config_setting_t *g = o->group ? config_setting_get_member(root, o->group) : root;
+		const config_setting_t *s;
 
-	if (check_known(ld, root, top) || load_listen(ld, root, c) ||
-	    get_string(ld, root, "document_root", &c->document_root) ||
-	    get_string(ld, root, "index", &c->index) ||
-	    get_string(ld, root, "mime_types", &c->mime_types) ||
-	    get_string(ld, root, "user", &c->user) || get_string(ld, root, "group", &c->group) ||
-	    get_bool(ld, root, "run_as_root", &c->run_as_root) ||
-	    get_bool(ld, root, "gzip_static", &c->gzip_static) ||
-	    get_bool(ld, root, "autoindex", &c->autoindex.enabled) ||
-	    get_bool(ld, root, "autoindex_hidden", &c->autoindex.hidden))
-		return -1;
-	c->autoindex.set = config_setting_get_member(root, "autoindex") != NULL;
-	v = c->autoindex.max_entries;
-	if (get_uint(ld, root, "autoindex_max_entries", 1, CONFIG_MAX_AUTOINDEX_ENTRIES, &v))
-		return -1;
-	c->autoindex.max_entries = (unsigned)v;
-	v = c->max_connections;
-	if (get_uint(ld, root, "max_connections", 1, 1000000, &v))
-		return -1;
-	c->max_connections = (unsigned)v;
-
-	if ((g = group(ld, root, "tls", tls, &rc)) != NULL &&
-	    (get_string(ld, g, "certificate", &c->tls.certificate) ||
-	     get_string(ld, g, "private_key", &c->tls.private_key) ||
-	     get_string(ld, g, "ciphersuites", &c->tls.ciphersuites) || load_sni(ld, g, c)))
-		return -1;
-	if (rc)
-		return -1;
-
-	if ((g = group(ld, root, "timeouts", tmo, &rc)) != NULL &&
-	    (get_seconds(ld, g, "handshake", &c->timeouts.handshake) ||
-	     get_seconds(ld, g, "header", &c->timeouts.header) ||
-	     get_seconds(ld, g, "keepalive", &c->timeouts.keepalive) ||
-	     get_seconds(ld, g, "send_idle", &c->timeouts.send_idle) ||
-	     get_seconds(ld, g, "shutdown", &c->timeouts.shutdown)))
-		return -1;
-	if (rc)
-		return -1;
-
-	if ((g = group(ld, root, "limits", lim, &rc)) != NULL) {
-		struct { const char *n; long long lo, hi; size_t *dst; } sz[] = {
-			{ "request_line", 64, 1 << 20, &c->limits.request_line },
-			{ "header_bytes", 256, 1 << 20, &c->limits.header_bytes },
-			{ "headers", 4, 10000, &c->limits.headers },
-		};
-		for (size_t i = 0; i < KTLSD_ARRAY_LEN(sz); i++) {
-			v = (long long)*sz[i].dst;
-			if (get_uint(ld, g, sz[i].n, sz[i].lo, sz[i].hi, &v))
-				return -1;
-			*sz[i].dst = (size_t)v;
-		}
-		v = c->limits.keepalive_requests;
-		if (get_uint(ld, g, "keepalive_requests", 1, 1000000000, &v))
+		if (g == NULL)
+			continue;
+		/* a group's keys are checked once, at its first row */
+		if (o->group != NULL && (i == 0 || schema[i - 1].group == NULL ||
+					 strcmp(schema[i - 1].group, o->group) != 0) &&
+		    check_schema(ld, g, o->group))
 			return -1;
-		c->limits.keepalive_requests = (unsigned)v;
-		/* the kernel caps it at fs.nr_open anyway; 2^30 is far past any sane value */
-		v = (long long)c->limits.nofile;
-		if (get_uint(ld, g, "nofile", 0, 1 << 30, &v))
+		s = config_setting_get_member(g, o->name);
+		if (s != NULL && load_opt(ld, o, s, c))
 			return -1;
-		if (v != 0 && v < 64)
-			return fail_at(ld, config_setting_get_member(g, "nofile"),
-				       "nofile: 0 (raise the soft limit to the hard one) or 64..%d",
-				       1 << 30);
-		c->limits.nofile = (unsigned long)v;
 	}
-	if (rc)
-		return -1;
-
-	if ((g = group(ld, root, "log", lg, &rc)) != NULL) {
-		char *lvl = NULL, *fmt = NULL;
-		if (get_string(ld, g, "error", &c->log.error) || get_string(ld, g, "access", &c->log.access) ||
-		    get_string(ld, g, "access_format", &fmt))
-			return -1;
-		if (fmt != NULL) {
-			bool json = strcmp(fmt, "json") == 0, combined = strcmp(fmt, "combined") == 0;
-			free(fmt);
-			if (!json && !combined) {
-				return fail_at(ld, config_setting_get_member(g, "access_format"),
-					       "access_format: must be \"combined\" or \"json\"");
-			}
-			c->log.access_json = json;
-		}
-		if (get_string(ld, g, "level", &lvl))
-			return -1;
-		if (lvl != NULL) {
-			c->log.level = log_level_parse(lvl);
-			free(lvl);
-			if (c->log.level < 0)
-				return fail_at(ld, config_setting_get_member(g, "level"),
-					       "level: must be one of debug, info, notice, warn, error, crit, alert");
-		}
-	}
-	if (rc)
-		return -1;
-
-	if ((g = group(ld, root, "send", snd, &rc)) != NULL && load_send(ld, g, &c->send, NULL))
-		return -1;
-	if (rc)
-		return -1;
-	if ((g = group(ld, root, "stall", stl, &rc)) != NULL) {
-		v = c->stall.threshold_ms;
-		if (get_uint(ld, g, "threshold_ms", 100, 3600000, &v))
-			return -1;
-		c->stall.threshold_ms = (unsigned)v;
-	}
-	if (rc)
-		return -1;
-	if ((g = group(ld, root, "file_cache", fch, &rc)) != NULL) {
-		v = c->file_cache.entries;
-		if (get_uint(ld, g, "entries", 0, 1000000, &v) ||
-		    get_seconds(ld, g, "valid", &c->file_cache.valid_ms))
-			return -1;
-		c->file_cache.entries = (unsigned)v;
-	}
-	if (rc)
-		return -1;
-	if ((g = group(ld, root, "stats", sts, &rc)) != NULL) {
-		char *l = NULL;
-		char msg[160];
-		if (get_string(ld, g, "listen", &l))
-			return -1;
-		if (l != NULL) {
-			int bad = config_parse_listen(l, &c->stats.listen, msg, sizeof(msg));
-			free(l);
-			if (bad)
-				return fail_at(ld, config_setting_get_member(g, "listen"), "listen: %s", msg);
-			c->stats.enabled = true;
-		}
-		v = c->stats.recent;
-		if (get_uint(ld, g, "recent", 0, 100000, &v))
-			return -1;
-		c->stats.recent = (unsigned)v;
-	}
-	return rc;
+	return 0;
 }
 
 /* Replace *dst by a copy of src (NULL: keep *dst). -1: out of memory (*dst is NULL). */
