@@ -34,10 +34,6 @@ const char *send_mode_name(enum send_mode m)
 void config_overrides_init(struct config_overrides *ov)
 {
 	memset(ov, 0, sizeof(*ov));
-	ov->mss = -1;
-	ov->notsent_lowat = -1;
-	ov->send_chunk = -1;
-	ov->stall_threshold_ms = -1;
 }
 
 int config_parse_listen(const char *s, struct listen_addr *la, char *err, size_t errlen)
@@ -106,6 +102,7 @@ struct loader {
 	const char *file;
 	char *err;
 	size_t errlen;
+	bool cli;	/* loading a command-line value: its setting is named by the flag */
 };
 
 static int fail_at(struct loader *ld, const config_setting_t *s, const char *fmt, ...)
@@ -116,7 +113,9 @@ static int fail_at(struct loader *ld, const config_setting_t *s, const char *fmt
 	va_list ap;
 	int n = 0;
 
-	if (s != NULL && config_setting_source_line(s) > 0) {
+	if (ld->cli) {
+		n = snprintf(ld->err, ld->errlen, "--");
+	} else if (s != NULL && config_setting_source_line(s) > 0) {
 		const char *f = config_setting_source_file(s);
 		n = snprintf(ld->err, ld->errlen, "%s:%u: ", f ? f : ld->file,
 			     config_setting_source_line(s));
@@ -206,13 +205,6 @@ static int get_bool(struct loader *ld, const config_setting_t *grp, const char *
 	return s == NULL ? 0 : read_bool(ld, s, out);
 }
 
-static int get_uint(struct loader *ld, const config_setting_t *grp, const char *name,
-		    long long min, long long max, long long *out)
-{
-	const config_setting_t *s = config_setting_get_member(grp, name);
-
-	return s == NULL ? 0 : read_int(ld, s, min, max, out);
-}
 
 /* Every setting in grp must be one of names[]: a typo is an error, not a silent default. */
 static int check_known(struct loader *ld, const config_setting_t *grp, const char *const *names)
@@ -234,68 +226,17 @@ static int check_known(struct loader *ld, const config_setting_t *grp, const cha
 	return 0;
 }
 
-static const config_setting_t *group(struct loader *ld, const config_setting_t *root,
-				     const char *name, const char *const *names, int *rc)
-{
-	const config_setting_t *g = config_setting_get_member(root, name);
-
-	*rc = 0;
-	if (g != NULL)
-		*rc = check_known(ld, g, names);
-	return *rc == 0 ? g : NULL;
-}
 
 /* ---- the schema ------------------------------------------------------- */
 
-/* A "send" group into *ss; *set (if not NULL) gets the SEND_SET_* bits of what it names. */
 static int load_send(struct loader *ld, const config_setting_t *g, struct send_settings *ss,
-		     unsigned *set)
-{
-	char *mode = NULL;
-	long long v;
-	unsigned bits = 0;
-
-	if (get_string(ld, g, "mode", &mode))
-		return -1;
-	if (mode != NULL) {
-		int m = send_mode_parse(mode);
-		free(mode);
-		if (m < 0)
-			return fail_at(ld, config_setting_get_member(g, "mode"),
-				       "mode: must be one of sendfile, splice, write, userspace, auto");
-		ss->mode = (enum send_mode)m;
-		bits |= SEND_SET_MODE;
-	}
-	v = (long long)ss->chunk;
-	if (get_uint(ld, g, "chunk", 4096, 64 << 20, &v))
-		return -1;
-	ss->chunk = (size_t)v;
-	v = ss->mss;
-	if (get_uint(ld, g, "mss", 0, 65535, &v))
-		return -1;
-	if (v != 0 && v < 88)
-		return fail_at(ld, config_setting_get_member(g, "mss"),
-			       "mss: 0 (kernel default) or 88..65535");
-	ss->mss = (int)v;
-	v = ss->notsent_lowat;
-	if (get_uint(ld, g, "notsent_lowat", 0, INT_MAX, &v))
-		return -1;
-	ss->notsent_lowat = (int)v;
-	if (config_setting_get_member(g, "chunk"))
-		bits |= SEND_SET_CHUNK;
-	if (config_setting_get_member(g, "mss"))
-		bits |= SEND_SET_MSS;
-	if (config_setting_get_member(g, "notsent_lowat"))
-		bits |= SEND_SET_LOWAT;
-	if (set != NULL)
-		*set = bits;
-	return 0;
-}
+		     unsigned *set);
 
 /* tls.sni = ( { certificate = "..."; private_key = "..."; }, ... ): more certificates, each
  * served to clients whose SNI matches one of its names (subjectAltName DNS, else CN). */
-static int load_sni(struct loader *ld, const config_setting_t *s, struct config *c)
+static int load_sni(struct loader *ld, const config_setting_t *s, void *field)
 {
+	struct config *c = field;
 	static const char *const keys[] = { "certificate", "private_key", NULL };
 	int n;
 
@@ -360,10 +301,8 @@ static int load_listen_one(struct loader *ld, const config_setting_t *e, int i,
 {
 	static const char *const keys[] = { "address", "send", "autoindex", "proxy_protocol",
 		"proxy_trusted", NULL };
-	static const char *const snd[] = { "mode", "chunk", "mss", "notsent_lowat", NULL };
 	const config_setting_t *a = e, *g;
 	char msg[160];
-	int rc;
 
 	if (config_setting_is_group(e)) {
 		if (check_known(ld, e, keys))
@@ -378,16 +317,17 @@ static int load_listen_one(struct loader *ld, const config_setting_t *e, int i,
 		return fail_at(ld, a, "listen: %s", msg);
 	if (!config_setting_is_group(e))
 		return 0;
-	if ((g = group(ld, e, "send", snd, &rc)) != NULL && load_send(ld, g, &la->own, &la->own_set))
+	if ((g = config_setting_get_member(e, "send")) != NULL && load_send(ld, g, &la->own, &la->own_set))
 		return -1;
 	if (get_bool(ld, e, "autoindex", &la->own_autoindex))
 		return -1;
 	la->own_autoindex_set = config_setting_get_member(e, "autoindex") != NULL;
-	return rc ? rc : load_listen_proxy(ld, e, la);
+	return load_listen_proxy(ld, e, la);
 }
 
-static int load_listen(struct loader *ld, const config_setting_t *s, struct config *c)
+static int load_listen(struct loader *ld, const config_setting_t *s, void *field)
 {
+	struct config *c = field;
 	char msg[160];
 
 	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
@@ -411,66 +351,117 @@ static int load_listen(struct loader *ld, const config_setting_t *s, struct conf
 	return 0;
 }
 
-/* The settings that need more than a type and a range. Each gets the setting (present). */
+/* The settings that need more than a type and a range. Each gets the setting (present)
+ * and the field its row names (the whole config for listen and sni). */
 
-static int load_send_group(struct loader *ld, const config_setting_t *s, struct config *c)
+static int load_send_mode(struct loader *ld, const config_setting_t *s, void *field)
 {
-	static const char *const snd[] = { "mode", "chunk", "mss", "notsent_lowat", NULL };
+	const char *mode = config_setting_get_string(s);
+	int m = mode ? send_mode_parse(mode) : -1;
 
-	return check_known(ld, s, snd) || load_send(ld, s, &c->send, NULL) ? -1 : 0;
+	if (m < 0)
+		return fail_at(ld, s, "%s: must be one of sendfile, splice, write, userspace, auto",
+			       config_setting_name(s));
+	*(enum send_mode *)field = (enum send_mode)m;
+	return 0;
+}
+
+static int load_mss(struct loader *ld, const config_setting_t *s, void *field)
+{
+	long long v = 0;
+
+	if (read_int(ld, s, 0, 65535, &v))
+		return -1;
+	if (v != 0 && v < 88)
+		return fail_at(ld, s, "%s: 0 (kernel default) or 88..65535", config_setting_name(s));
+	*(int *)field = (int)v;
+	return 0;
 }
 
 /* autoindex: --demo turns listings on unless the file says */
-static int load_autoindex(struct loader *ld, const config_setting_t *s, struct config *c)
+static int load_autoindex(struct loader *ld, const config_setting_t *s, void *field)
 {
+	struct config *c = field;
+
 	c->autoindex.set = true;
 	return read_bool(ld, s, &c->autoindex.enabled);
 }
 
 /* the kernel caps it at fs.nr_open anyway; 2^30 is far past any sane value */
-static int load_nofile(struct loader *ld, const config_setting_t *s, struct config *c)
+static int load_nofile(struct loader *ld, const config_setting_t *s, void *field)
 {
 	long long v = 0;
 
 	if (read_int(ld, s, 0, 1 << 30, &v))
 		return -1;
 	if (v != 0 && v < 64)
-		return fail_at(ld, s, "nofile: 0 (raise the soft limit to the hard one) or 64..%d",
-			       1 << 30);
-	c->limits.nofile = (unsigned long)v;
+		return fail_at(ld, s, "%s: 0 (raise the soft limit to the hard one) or 64..%d",
+			       config_setting_name(s), 1 << 30);
+	*(unsigned long *)field = (unsigned long)v;
 	return 0;
 }
 
-static int load_access_format(struct loader *ld, const config_setting_t *s, struct config *c)
+static int load_access_format(struct loader *ld, const config_setting_t *s, void *field)
 {
 	const char *fmt = config_setting_get_string(s);
 
 	if (fmt == NULL || (strcmp(fmt, "json") != 0 && strcmp(fmt, "combined") != 0))
-		return fail_at(ld, s, "access_format: must be \"combined\" or \"json\"");
-	c->log.access_json = strcmp(fmt, "json") == 0;
+		return fail_at(ld, s, "%s: must be \"combined\" or \"json\"", config_setting_name(s));
+	*(bool *)field = strcmp(fmt, "json") == 0;
 	return 0;
 }
 
-static int load_log_level(struct loader *ld, const config_setting_t *s, struct config *c)
+static int load_log_level(struct loader *ld, const config_setting_t *s, void *field)
 {
 	const char *lvl = config_setting_get_string(s);
+	int level = lvl ? log_level_parse(lvl) : -1;
 
-	if (lvl == NULL || (c->log.level = log_level_parse(lvl)) < 0)
-		return fail_at(ld, s, "level: must be one of debug, info, notice, warn, error, crit, alert");
+	if (level < 0)
+		return fail_at(ld, s, "%s: must be one of debug, info, notice, warn, error, crit, "
+			       "alert", config_setting_name(s));
+	*(int *)field = level;
 	return 0;
 }
 
-static int load_stats_listen(struct loader *ld, const config_setting_t *s, struct config *c)
+static int load_stats_listen(struct loader *ld, const config_setting_t *s, void *field)
 {
+	struct config *c = field;
 	const char *l = config_setting_get_string(s);
 	char msg[160];
 
 	if (l == NULL)
-		return fail_at(ld, s, "listen: must be a string");
+		return fail_at(ld, s, "%s: must be a string", config_setting_name(s));
 	if (config_parse_listen(l, &c->stats.listen, msg, sizeof(msg)))
-		return fail_at(ld, s, "listen: %s", msg);
+		return fail_at(ld, s, "%s: %s", config_setting_name(s), msg);
 	c->stats.enabled = true;
 	return 0;
+}
+
+/* What a reload cannot change, for the rows whose comparison is more than one field. */
+static bool listen_differs(const struct config *o, const struct config *n)
+{
+	if (o->nlisten != n->nlisten)
+		return true;
+	for (size_t i = 0; i < n->nlisten; i++)
+		if (o->listen[i].len != n->listen[i].len ||
+		    memcmp(&o->listen[i].ss, &n->listen[i].ss, n->listen[i].len) != 0)
+			return true;
+	return false;
+}
+
+/* TCP_MAXSEG is set on the listening sockets: a listener's effective mss */
+static bool mss_differs(const struct config *o, const struct config *n)
+{
+	for (size_t i = 0; i < n->nlisten && i < o->nlisten; i++)
+		if (o->listen[i].send.mss != n->listen[i].send.mss)
+			return true;
+	return o->send.mss != n->send.mss;
+}
+
+static bool stats_listen_differs(const struct config *o, const struct config *n)
+{
+	return o->stats.enabled != n->stats.enabled ||
+	       memcmp(&o->stats.listen.ss, &n->stats.listen.ss, sizeof(n->stats.listen.ss)) != 0;
 }
 
 /* ---- the schema: one row per setting ---------------------------------------- */
@@ -479,6 +470,7 @@ enum opt_kind {
 	OPT_STR,	/* char * (strdup'ed) */
 	OPT_BOOL,	/* bool */
 	OPT_UINT,	/* unsigned, within [min, max] */
+	OPT_INT,	/* int, within [min, max] */
 	OPT_SIZE,	/* size_t, within [min, max] */
 	OPT_MS,		/* unsigned milliseconds, given in seconds (0.001 .. 86400) */
 	OPT_CUSTOM,	/* load() */
@@ -488,36 +480,53 @@ struct opt {
 	const char *group;	/* the group it is in; NULL: top level */
 	const char *name;
 	enum opt_kind kind;
-	size_t off;		/* offsetof(struct config, the field) */
+	size_t off;		/* offsetof(struct config, the field); 0 for the whole config */
 	long long min, max;
-	int (*load)(struct loader *ld, const config_setting_t *s, struct config *c);
+	int (*load)(struct loader *ld, const config_setting_t *s, void *field);
+	const char *cli;	/* its command-line flag (without "--"), NULL if none */
+	unsigned send_bit;	/* group "send": its SEND_SET_* bit */
+	/* a reload reads it but cannot apply it (restart: a plain field compared by kind;
+	 * differs: what decides for the others) */
+	bool restart;
+	bool (*differs)(const struct config *o, const struct config *n);
 };
 
-#define ROW(grp, name, kind, field, min, max) \
-	{ grp, name, kind, offsetof(struct config, field), min, max, NULL }
-#define CUSTOM(grp, name, fn) { grp, name, OPT_CUSTOM, 0, 0, 0, fn }
+#define F(field) offsetof(struct config, field)
+#define ROW(grp, nm, k, field, lo, hi, ...) \
+	{ .group = grp, .name = nm, .kind = k, .off = F(field), .min = lo, .max = hi, __VA_ARGS__ }
+#define CUSTOM(grp, nm, fn, offset, ...) \
+	{ .group = grp, .name = nm, .kind = OPT_CUSTOM, .off = offset, .load = fn, __VA_ARGS__ }
 
-/* Every setting the file may have. A group's known keys are its rows: a typo is an error
- * with file:line, never a silent default. Defaults are config_defaults()'. */
+/* Every setting the file may have, its command-line flag and whether a reload applies
+ * it. A group's known keys are its rows: a typo is an error with file:line, never a
+ * silent default. Defaults are set_defaults()'. A listener's own "send" group takes the
+ * "send" rows too (their fields relative to struct send_settings). */
 static const struct opt schema[] = {
-	CUSTOM(NULL, "listen", load_listen),
-	ROW(NULL, "document_root", OPT_STR, document_root, 0, 0),
+	CUSTOM(NULL, "listen", load_listen, 0, .restart = true, .differs = listen_differs),
+	ROW(NULL, "document_root", OPT_STR, document_root, 0, 0, .cli = "root"),
 	ROW(NULL, "index", OPT_STR, index, 0, 0),
 	ROW(NULL, "mime_types", OPT_STR, mime_types, 0, 0),
-	ROW(NULL, "user", OPT_STR, user, 0, 0),
-	ROW(NULL, "group", OPT_STR, group, 0, 0),
-	ROW(NULL, "run_as_root", OPT_BOOL, run_as_root, 0, 0),
+	ROW(NULL, "user", OPT_STR, user, 0, 0, .restart = true),
+	ROW(NULL, "group", OPT_STR, group, 0, 0, .restart = true),
+	ROW(NULL, "run_as_root", OPT_BOOL, run_as_root, 0, 0, .restart = true),
 	ROW(NULL, "gzip_static", OPT_BOOL, gzip_static, 0, 0),
-	CUSTOM(NULL, "autoindex", load_autoindex),
+	CUSTOM(NULL, "autoindex", load_autoindex, 0),
 	ROW(NULL, "autoindex_hidden", OPT_BOOL, autoindex.hidden, 0, 0),
 	ROW(NULL, "autoindex_max_entries", OPT_UINT, autoindex.max_entries, 1,
 	    CONFIG_MAX_AUTOINDEX_ENTRIES),
 	ROW(NULL, "max_connections", OPT_UINT, max_connections, 1, 1000000),
-	CUSTOM(NULL, "send", load_send_group),
-	ROW("tls", "certificate", OPT_STR, tls.certificate, 0, 0),
-	ROW("tls", "private_key", OPT_STR, tls.private_key, 0, 0),
-	ROW("tls", "ciphersuites", OPT_STR, tls.ciphersuites, 0, 0),
-	CUSTOM("tls", "sni", load_sni),
+	CUSTOM("send", "mode", load_send_mode, F(send.mode), .cli = "send-mode",
+	       .send_bit = SEND_SET_MODE),
+	ROW("send", "chunk", OPT_SIZE, send.chunk, 4096, 64 << 20, .cli = "send-chunk",
+	    .send_bit = SEND_SET_CHUNK),
+	CUSTOM("send", "mss", load_mss, F(send.mss), .cli = "mss", .send_bit = SEND_SET_MSS,
+	       .restart = true, .differs = mss_differs),
+	ROW("send", "notsent_lowat", OPT_INT, send.notsent_lowat, 0, INT_MAX,
+	    .cli = "notsent-lowat", .send_bit = SEND_SET_LOWAT),
+	ROW("tls", "certificate", OPT_STR, tls.certificate, 0, 0, .cli = "cert"),
+	ROW("tls", "private_key", OPT_STR, tls.private_key, 0, 0, .cli = "key"),
+	ROW("tls", "ciphersuites", OPT_STR, tls.ciphersuites, 0, 0, .cli = "ciphersuites"),
+	CUSTOM("tls", "sni", load_sni, 0),
 	ROW("timeouts", "handshake", OPT_MS, timeouts.handshake, 0, 0),
 	ROW("timeouts", "header", OPT_MS, timeouts.header, 0, 0),
 	ROW("timeouts", "keepalive", OPT_MS, timeouts.keepalive, 0, 0),
@@ -527,23 +536,24 @@ static const struct opt schema[] = {
 	ROW("limits", "header_bytes", OPT_SIZE, limits.header_bytes, 256, 1 << 20),
 	ROW("limits", "headers", OPT_SIZE, limits.headers, 4, 10000),
 	ROW("limits", "keepalive_requests", OPT_UINT, limits.keepalive_requests, 1, 1000000000),
-	CUSTOM("limits", "nofile", load_nofile),
-	ROW("log", "error", OPT_STR, log.error, 0, 0),
-	ROW("log", "access", OPT_STR, log.access, 0, 0),
-	CUSTOM("log", "access_format", load_access_format),
-	CUSTOM("log", "level", load_log_level),
-	ROW("stall", "threshold_ms", OPT_UINT, stall.threshold_ms, 100, 3600000),
+	CUSTOM("limits", "nofile", load_nofile, F(limits.nofile), .restart = true),
+	ROW("log", "error", OPT_STR, log.error, 0, 0, .cli = "error-log"),
+	ROW("log", "access", OPT_STR, log.access, 0, 0, .cli = "access-log"),
+	CUSTOM("log", "access_format", load_access_format, F(log.access_json)),
+	CUSTOM("log", "level", load_log_level, F(log.level), .cli = "log-level"),
+	ROW("stall", "threshold_ms", OPT_UINT, stall.threshold_ms, 100, 3600000,
+	    .cli = "stall-threshold"),
 	ROW("file_cache", "entries", OPT_UINT, file_cache.entries, 0, 1000000),
 	ROW("file_cache", "valid", OPT_MS, file_cache.valid_ms, 0, 0),
-	CUSTOM("stats", "listen", load_stats_listen),
-	ROW("stats", "recent", OPT_UINT, stats.recent, 0, 100000),
+	CUSTOM("stats", "listen", load_stats_listen, 0, .cli = "stats-listen", .restart = true,
+	       .differs = stats_listen_differs),
+	ROW("stats", "recent", OPT_UINT, stats.recent, 0, 100000, .restart = true),
 };
 
-/* Load one row's setting s (present) into c. */
+/* Load one row's setting s (present) into field. */
 static int load_opt(struct loader *ld, const struct opt *o, const config_setting_t *s,
-		    struct config *c)
+		    void *field)
 {
-	void *field = (char *)c + o->off;
 	long long v = 0;
 
 	switch (o->kind) {
@@ -552,21 +562,23 @@ static int load_opt(struct loader *ld, const struct opt *o, const config_setting
 	case OPT_BOOL:
 		return read_bool(ld, s, field);
 	case OPT_UINT:
-		if (read_int(ld, s, o->min, o->max, &v))
-			return -1;
-		*(unsigned *)field = (unsigned)v;
-		return 0;
+	case OPT_INT:
 	case OPT_SIZE:
 		if (read_int(ld, s, o->min, o->max, &v))
 			return -1;
-		*(size_t *)field = (size_t)v;
+		if (o->kind == OPT_UINT)
+			*(unsigned *)field = (unsigned)v;
+		else if (o->kind == OPT_INT)
+			*(int *)field = (int)v;
+		else
+			*(size_t *)field = (size_t)v;
 		return 0;
 	case OPT_MS:
 		return read_seconds(ld, s, field);
 	case OPT_CUSTOM:
 		break;
 	}
-	return o->load(ld, s, c);
+	return o->load(ld, s, field);
 }
 
 /* Is name a key of group (NULL: top level) in the schema, as a setting or a group? */
@@ -576,8 +588,8 @@ static bool known(const char *group, const char *name)
 		const struct opt *o = &schema[i];
 		if (group == NULL && o->group != NULL && strcmp(o->group, name) == 0)
 			return true;
-		if ((group == NULL) == (o->group == NULL) && (group == NULL || strcmp(group, o->group) == 0) &&
-		    strcmp(o->name, name) == 0)
+		if ((group == NULL) == (o->group == NULL) &&
+		    (group == NULL || strcmp(group, o->group) == 0) && strcmp(o->name, name) == 0)
 			return true;
 	}
 	return false;
@@ -594,6 +606,27 @@ static int check_schema(struct loader *ld, const config_setting_t *grp, const ch
 		const config_setting_t *s = config_setting_get_elem(grp, (unsigned)i);
 		if (!known(group, config_setting_name(s)))
 			return fail_at(ld, s, "unknown setting \"%s\"", config_setting_name(s));
+	}
+	return 0;
+}
+
+/* A listener's own "send" group g into ss, with the "send" rows; *set gets the
+ * SEND_SET_* bits of what it names. */
+static int load_send(struct loader *ld, const config_setting_t *g, struct send_settings *ss,
+		     unsigned *set)
+{
+	*set = 0;
+	if (check_schema(ld, g, "send"))
+		return -1;
+	for (size_t i = 0; i < KTLSD_ARRAY_LEN(schema); i++) {
+		const struct opt *o = &schema[i];
+		const config_setting_t *s;
+		if (o->group == NULL || strcmp(o->group, "send") != 0 ||
+		    (s = config_setting_get_member(g, o->name)) == NULL)
+			continue;
+		if (load_opt(ld, o, s, (char *)ss + (o->off - F(send))))
+			return -1;
+		*set |= o->send_bit;
 	}
 	return 0;
 }
@@ -615,10 +648,130 @@ static int load_file(struct loader *ld, const config_setting_t *root, struct con
 		    check_schema(ld, g, o->group))
 			return -1;
 		s = config_setting_get_member(g, o->name);
-		if (s != NULL && load_opt(ld, o, s, c))
+		if (s != NULL && load_opt(ld, o, s, (char *)c + o->off))
 			return -1;
 	}
 	return 0;
+}
+
+void config_restart_only_changes(const struct config *o, const struct config *n, char *out,
+				 size_t len)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < KTLSD_ARRAY_LEN(schema); i++) {
+		const struct opt *r = &schema[i];
+		const void *a = (const char *)o + r->off, *b = (const char *)n + r->off;
+		bool changed;
+		int k;
+
+		if (!r->restart)
+			continue;
+		switch (r->kind) {
+		case OPT_STR:
+			changed = (*(char *const *)a == NULL) != (*(char *const *)b == NULL) ||
+				  (*(char *const *)a != NULL &&
+				   strcmp(*(char *const *)a, *(char *const *)b) != 0);
+			break;
+		case OPT_BOOL: changed = *(const bool *)a != *(const bool *)b; break;
+		case OPT_UINT:
+		case OPT_MS: changed = *(const unsigned *)a != *(const unsigned *)b; break;
+		case OPT_INT: changed = *(const int *)a != *(const int *)b; break;
+		case OPT_SIZE: changed = *(const size_t *)a != *(const size_t *)b; break;
+		case OPT_CUSTOM:
+		default:
+			changed = r->differs ? r->differs(o, n)
+					     : memcmp(a, b, sizeof(unsigned long)) != 0;
+			break;
+		}
+		if (!changed)
+			continue;
+		k = snprintf(out + used, len - used, "%s%s%s%s", used ? ", " : "",
+			     r->group ? r->group : "", r->group ? "." : "", r->name);
+		if (k < 0 || (size_t)k >= len - used)
+			break;
+		used += (size_t)k;
+	}
+}
+
+int config_overrides_add(struct config_overrides *ov, const char *flag, const char *value,
+			 char *err, size_t errlen)
+{
+	for (size_t i = 0; i < KTLSD_ARRAY_LEN(schema); i++) {
+		if (schema[i].cli == NULL || strcmp(schema[i].cli, flag) != 0)
+			continue;
+		if (ov->nset == CONFIG_MAX_OVERRIDES) {
+			snprintf(err, errlen, "--%s: at most %d settings on the command line", flag,
+				 CONFIG_MAX_OVERRIDES);
+			return -1;
+		}
+		ov->set[ov->nset].flag = schema[i].cli;
+		ov->set[ov->nset].value = value;
+		ov->nset++;
+		return 0;
+	}
+	snprintf(err, errlen, "--%s: no setting has this flag", flag);
+	return -1;
+}
+
+/* A command-line value as a setting of a scratch libconfig tree, named by its flag, so
+ * that it is loaded and checked by its row like the file's: an integer or a decimal
+ * number when it reads as one (the row decides whether that type is right), else a
+ * string. NULL: out of memory. */
+static config_setting_t *cli_setting(config_t *tmp, const char *flag, const char *value)
+{
+	config_setting_t *s;
+	char *end;
+	long long i;
+	double d;
+
+	errno = 0;
+	i = strtoll(value, &end, 10);
+	if (*value != '\0' && *end == '\0' && errno == 0) {
+		s = config_setting_add(config_root_setting(tmp), flag, CONFIG_TYPE_INT64);
+		return s && config_setting_set_int64(s, i) ? s : NULL;
+	}
+	d = strtod(value, &end);
+	if (*value != '\0' && *end == '\0' && errno == 0) {
+		s = config_setting_add(config_root_setting(tmp), flag, CONFIG_TYPE_FLOAT);
+		return s && config_setting_set_float(s, d) ? s : NULL;
+	}
+	s = config_setting_add(config_root_setting(tmp), flag, CONFIG_TYPE_STRING);
+	return s && config_setting_set_string(s, value) ? s : NULL;
+}
+
+/* The command line's settings, through their schema rows, over what the file said. */
+static int apply_cli_settings(struct loader *ld, struct config *c,
+			      const struct config_overrides *ov)
+{
+	bool cert = false, key = false;
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < ov->nset; i++) {
+		const struct opt *o = NULL;
+		config_t tmp;
+		config_setting_t *s;
+
+		for (size_t k = 0; o == NULL && k < KTLSD_ARRAY_LEN(schema); k++)
+			if (schema[k].cli != NULL && strcmp(schema[k].cli, ov->set[i].flag) == 0)
+				o = &schema[k];
+		if (o == NULL)
+			return snprintf(ld->err, ld->errlen, "--%s: unknown", ov->set[i].flag), -1;
+		config_init(&tmp);
+		s = cli_setting(&tmp, o->cli, ov->set[i].value);
+		ld->cli = true;
+		rc = s == NULL ? (snprintf(ld->err, ld->errlen, "out of memory"), -1)
+			       : load_opt(ld, o, s, (char *)c + o->off);
+		ld->cli = false;
+		config_destroy(&tmp);
+		c->cli_send_set |= o->send_bit;
+		cert = cert || o->off == F(tls.certificate);
+		key = key || o->off == F(tls.private_key);
+	}
+	if (rc == 0 && cert != key)
+		return snprintf(ld->err, ld->errlen, "--cert and --key go together"), -1;
+	return rc;
 }
 
 /* Replace *dst by a copy of src (NULL: keep *dst). -1: out of memory (*dst is NULL). */
@@ -643,51 +796,10 @@ static int apply_overrides(struct loader *ld, struct config *c, const struct con
 			c->nlisten++;
 		}
 	}
-	if (set_str(&c->document_root, ov->demo && ov->demo_dir ? ov->demo_dir : NULL) ||
-	    set_str(&c->document_root, ov->root) || set_str(&c->tls.certificate, ov->cert) ||
-	    set_str(&c->tls.private_key, ov->key) ||
-	    set_str(&c->tls.ciphersuites, ov->ciphersuites) ||
-	    set_str(&c->log.error, ov->error_log) || set_str(&c->log.access, ov->access_log))
+	if (set_str(&c->document_root, ov->demo && ov->demo_dir ? ov->demo_dir : NULL))
 		return snprintf(ld->err, ld->errlen, "out of memory"), -1;
-	if (ov->log_level != NULL && (c->log.level = log_level_parse(ov->log_level)) < 0)
-		return snprintf(ld->err, ld->errlen, "--log-level: unknown level \"%s\"",
-				ov->log_level), -1;
-	if (ov->send_mode != NULL) {
-		int m = send_mode_parse(ov->send_mode);
-		if (m < 0)
-			return snprintf(ld->err, ld->errlen,
-					"--send-mode: must be one of sendfile, splice, write, userspace, auto"), -1;
-		c->send.mode = (enum send_mode)m;
-		c->cli_send_set |= SEND_SET_MODE;
-	}
-	if (ov->mss >= 0) {
-		if (ov->mss > 65535 || (ov->mss != 0 && ov->mss < 88))
-			return snprintf(ld->err, ld->errlen, "--mss: 0 or 88..65535"), -1;
-		c->send.mss = (int)ov->mss;
-		c->cli_send_set |= SEND_SET_MSS;
-	}
-	if (ov->notsent_lowat >= 0) {
-		if (ov->notsent_lowat > INT_MAX)
-			return snprintf(ld->err, ld->errlen, "--notsent-lowat: too large"), -1;
-		c->send.notsent_lowat = (int)ov->notsent_lowat;
-		c->cli_send_set |= SEND_SET_LOWAT;
-	}
-	if (ov->send_chunk >= 0) {
-		if (ov->send_chunk < 4096 || ov->send_chunk > (64 << 20))
-			return snprintf(ld->err, ld->errlen, "--send-chunk: 4096..67108864"), -1;
-		c->send.chunk = (size_t)ov->send_chunk;
-		c->cli_send_set |= SEND_SET_CHUNK;
-	}
-	if (ov->stall_threshold_ms >= 0) {
-		if (ov->stall_threshold_ms < 100 || ov->stall_threshold_ms > 3600000)
-			return snprintf(ld->err, ld->errlen, "--stall-threshold: 100..3600000 ms"), -1;
-		c->stall.threshold_ms = (unsigned)ov->stall_threshold_ms;
-	}
-	if (ov->stats_listen != NULL) {
-		if (config_parse_listen(ov->stats_listen, &c->stats.listen, msg, sizeof(msg)))
-			return snprintf(ld->err, ld->errlen, "--stats-listen: %s", msg), -1;
-		c->stats.enabled = true;
-	}
+	if (apply_cli_settings(ld, c, ov))
+		return -1;
 	if (ov->demo) {
 		c->demo = true;
 		/* a demo shows what it serves; a file that says otherwise is obeyed */
@@ -778,7 +890,7 @@ static int validate(struct loader *ld, struct config *c)
 struct config *config_load(const char *file, const struct config_overrides *ov,
 			   char *err, size_t errlen)
 {
-	struct loader ld = { file, err, errlen };
+	struct loader ld = { .file = file, .err = err, .errlen = errlen };
 	struct config *c = calloc(1, sizeof(*c));
 	config_t cf;
 

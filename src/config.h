@@ -117,18 +117,36 @@ struct config {
 	} stats;
 };
 
-/* Command-line settings that beat the file. Unset fields are NULL / -1. */
+#define CONFIG_MAX_OVERRIDES 32
+
+/* Command-line settings that beat the file. A flag that names a setting of the file
+ * (--mss, --root, ...) is kept as text and loaded through the file's schema row, with the
+ * same type and range checks; --listen, --demo and its directory are special. */
 struct config_overrides {
 	const char *listen[CONFIG_MAX_LISTEN];
 	size_t nlisten;
-	const char *root, *cert, *key, *log_level, *send_mode, *ciphersuites;
-	const char *error_log, *access_log, *stats_listen;
-	long mss, notsent_lowat, send_chunk, stall_threshold_ms;
+	struct {
+		const char *flag;	/* long option name, without "--" */
+		const char *value;
+	} set[CONFIG_MAX_OVERRIDES];
+	size_t nset;
 	bool demo;
 	const char *demo_dir;
 };
 
 void config_overrides_init(struct config_overrides *ov);
+
+/* Record --flag VALUE for the setting whose schema row has that command-line flag.
+ * -1 with a message in err: no setting has that flag, or too many overrides. A later
+ * one for the same flag wins (it is applied later). */
+int config_overrides_add(struct config_overrides *ov, const char *flag, const char *value,
+			 char *err, size_t errlen);
+
+/* Settings a reload reads but cannot apply (the schema rows marked restart: they act on
+ * the listening sockets, on the process, or on the stats listener, all set up once at
+ * start): their names in out, ", "-separated ("" if none changed from o to n). */
+void config_restart_only_changes(const struct config *o, const struct config *n, char *out,
+				 size_t len);
 
 /* Build a snapshot from file (NULL: defaults only, as --demo uses) and ov (may be NULL).
  * On error returns NULL and writes "FILE:LINE: what is wrong" (or just the message when

@@ -88,20 +88,6 @@ static void version(void)
 	printf("libevent %s\n", event_get_version());
 }
 
-static long num_arg(const char *opt, const char *s)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || errno != 0 || v < 0) {
-		fprintf(stderr, "ktlsd: %s: \"%s\" is not a non-negative number\n", opt, s);
-		exit(1);
-	}
-	return v;
-}
-
 /* For --demo: the curl command to try, with the port actually bound (--listen ...:0)
  * and a file that exists. */
 static void demo_hint(struct server *srv)
@@ -161,36 +147,37 @@ struct args {
  * a usage error, which is printed). */
 static int parse_args(int argc, char **argv, struct args *a)
 {
-	enum { OPT_DEMO = 256, OPT_CERT, OPT_KEY, OPT_LOGLEVEL, OPT_SENDMODE, OPT_MSS, OPT_LOWAT,
-	       OPT_CHUNK, OPT_ERRLOG, OPT_ACCLOG, OPT_CIPHERS, OPT_STATS, OPT_STALL };
+	/* OPT_SETTING: a flag that sets a setting of the file (its schema row has the flag) */
+	enum { OPT_DEMO = 256, OPT_SETTING };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "test", no_argument, NULL, 't' },
 		{ "demo", no_argument, NULL, OPT_DEMO },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "root", required_argument, NULL, 'r' },
-		{ "cert", required_argument, NULL, OPT_CERT },
-		{ "key", required_argument, NULL, OPT_KEY },
-		{ "ciphersuites", required_argument, NULL, OPT_CIPHERS },
 		{ "foreground", no_argument, NULL, 'f' },
-		{ "log-level", required_argument, NULL, OPT_LOGLEVEL },
-		{ "error-log", required_argument, NULL, OPT_ERRLOG },
-		{ "access-log", required_argument, NULL, OPT_ACCLOG },
-		{ "send-mode", required_argument, NULL, OPT_SENDMODE },
-		{ "send-chunk", required_argument, NULL, OPT_CHUNK },
-		{ "mss", required_argument, NULL, OPT_MSS },
-		{ "notsent-lowat", required_argument, NULL, OPT_LOWAT },
-		{ "stats-listen", required_argument, NULL, OPT_STATS },
-		{ "stall-threshold", required_argument, NULL, OPT_STALL },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "cert", required_argument, NULL, OPT_SETTING },
+		{ "key", required_argument, NULL, OPT_SETTING },
+		{ "ciphersuites", required_argument, NULL, OPT_SETTING },
+		{ "log-level", required_argument, NULL, OPT_SETTING },
+		{ "error-log", required_argument, NULL, OPT_SETTING },
+		{ "access-log", required_argument, NULL, OPT_SETTING },
+		{ "send-mode", required_argument, NULL, OPT_SETTING },
+		{ "send-chunk", required_argument, NULL, OPT_SETTING },
+		{ "mss", required_argument, NULL, OPT_SETTING },
+		{ "notsent-lowat", required_argument, NULL, OPT_SETTING },
+		{ "stats-listen", required_argument, NULL, OPT_SETTING },
+		{ "stall-threshold", required_argument, NULL, OPT_SETTING },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct config_overrides *ovp = &a->ov;
-	int opt;
+	char err[160];
+	int opt, idx = 0;
 
 	config_overrides_init(ovp);
-	while ((opt = getopt_long(argc, argv, "c:tl:r:fVh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:tl:r:fVh", opts, &idx)) != -1) {
 		switch (opt) {
 		case 'c': a->file = optarg; break;
 		case 't': a->test = true; break;
@@ -202,20 +189,15 @@ static int parse_args(int argc, char **argv, struct args *a)
 			}
 			ovp->listen[ovp->nlisten++] = optarg;
 			break;
-		case 'r': ovp->root = optarg; break;
-		case OPT_CERT: ovp->cert = optarg; break;
-		case OPT_KEY: ovp->key = optarg; break;
-		case OPT_CIPHERS: ovp->ciphersuites = optarg; break;
+		case 'r':
+		case OPT_SETTING:
+			if (config_overrides_add(ovp, opt == 'r' ? "root" : opts[idx].name, optarg, err,
+						 sizeof(err)) == -1) {
+				fprintf(stderr, "ktlsd: %s\n", err);
+				return 1;
+			}
+			break;
 		case 'f': a->foreground = true; break;
-		case OPT_LOGLEVEL: ovp->log_level = optarg; break;
-		case OPT_ERRLOG: ovp->error_log = optarg; break;
-		case OPT_ACCLOG: ovp->access_log = optarg; break;
-		case OPT_SENDMODE: ovp->send_mode = optarg; break;
-		case OPT_CHUNK: ovp->send_chunk = num_arg("--send-chunk", optarg); break;
-		case OPT_MSS: ovp->mss = num_arg("--mss", optarg); break;
-		case OPT_LOWAT: ovp->notsent_lowat = num_arg("--notsent-lowat", optarg); break;
-		case OPT_STATS: ovp->stats_listen = optarg; break;
-		case OPT_STALL: ovp->stall_threshold_ms = num_arg("--stall-threshold", optarg); break;
 		case 'V': version(); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 1;
@@ -225,10 +207,6 @@ static int parse_args(int argc, char **argv, struct args *a)
 		ovp->demo_dir = argv[optind++];
 	if (optind < argc) {
 		fprintf(stderr, "ktlsd: unexpected argument \"%s\" (see --help)\n", argv[optind]);
-		return 1;
-	}
-	if ((ovp->cert == NULL) != (ovp->key == NULL)) {
-		fprintf(stderr, "ktlsd: --cert and --key go together\n");
 		return 1;
 	}
 	if (a->file == NULL && !ovp->demo)

@@ -257,49 +257,6 @@ static void server_stop(struct server *srv, int sig)
 	evtimer_add(srv->ev_stop_timer, &tv);
 }
 
-static bool str_differs(const char *a, const char *b)
-{
-	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
-}
-
-/* Settings a reload reads but cannot apply: they act on the listening sockets, on the
- * process (uid, limits) or on the stats listener, all set up once at start. Names
- * them in out ("" if none), so the operator knows a restart is still due. */
-static void restart_only_changes(const struct config *o, const struct config *n, char *out,
-				 size_t len)
-{
-	bool listen = o->nlisten != n->nlisten, mss = false;
-	size_t used = 0;
-
-	for (size_t i = 0; !listen && i < n->nlisten; i++) {
-		listen = o->listen[i].len != n->listen[i].len ||
-			 memcmp(&o->listen[i].ss, &n->listen[i].ss, n->listen[i].len) != 0;
-		mss = mss || o->listen[i].send.mss != n->listen[i].send.mss;
-	}
-	struct { bool changed; const char *name; } what[] = {
-		{ listen, "listen" },
-		{ mss, "send.mss" },
-		{ str_differs(o->user, n->user), "user" },
-		{ str_differs(o->group, n->group), "group" },
-		{ o->run_as_root != n->run_as_root, "run_as_root" },
-		{ o->limits.nofile != n->limits.nofile, "limits.nofile" },
-		{ o->stats.enabled != n->stats.enabled ||
-		  memcmp(&o->stats.listen.ss, &n->stats.listen.ss, sizeof(n->stats.listen.ss)) != 0,
-		  "stats.listen" },
-		{ o->stats.recent != n->stats.recent, "stats.recent" },
-	};
-	out[0] = '\0';
-	for (size_t i = 0; i < KTLSD_ARRAY_LEN(what); i++) {
-		int k;
-		if (!what[i].changed)
-			continue;
-		k = snprintf(out + used, len - used, "%s%s", used ? ", " : "", what[i].name);
-		if (k < 0 || (size_t)k >= len - used)
-			break;
-		used += (size_t)k;
-	}
-}
-
 /* After a reload, which entry of the new configuration each listening socket follows
  * (its send settings but mss, proxy_protocol and proxy_trusted apply to its new
  * connections). An entry at the same place with the same address keeps its place; one
@@ -402,7 +359,7 @@ static void server_reload(struct server *srv)
 	if (log_open(site->cfg->log.error, site->cfg->log.access, err, sizeof(err)) == -1)
 		log_msg(LOG_LEVEL_ERROR, "reload: %s (keeping the old log files)", err);
 	log_set_level((enum log_level)site->cfg->log.level);
-	restart_only_changes(old->cfg, site->cfg, later, sizeof(later));
+	config_restart_only_changes(old->cfg, site->cfg, later, sizeof(later));
 	remap_listeners(srv, old->cfg, site->cfg);
 	/* accepting was paused at the old limit: a higher one resumes it now */
 	if (srv->nconns >= old->cfg->max_connections && srv->nconns < site->cfg->max_connections)

@@ -261,6 +261,35 @@ def version_help_and_bad_options():
 
 
 @test
+def command_line_values_are_checked_like_the_files():
+    # a flag and its setting share one schema row: the same type, range and message
+    c = Conf()
+    try:
+        base = c.base()
+        cases = [("--stall-threshold", "5", "stall = { threshold_ms = 5; };",
+                  "5 is out of range [100, 3600000]"),
+                 ("--send-chunk", "1024", "send = { chunk = 1024; };",
+                  "1024 is out of range [4096, 67108864]"),
+                 ("--mss", "50", "send = { mss = 50; };", "0 (kernel default) or 88..65535"),
+                 ("--notsent-lowat", "x", 'send = { notsent_lowat = "x"; };',
+                  "must be an integer"),
+                 ("--log-level", "loud", 'log = { level = "loud"; };', "must be one of debug")]
+        base = [line for line in base if not line.startswith("log = ")]
+        for flag, value, setting, why in cases:
+            p = run("-t", "-c", c.write(base), flag, value)
+            assert p.returncode == 1 and ("ktlsd: %s: %s" % (flag, why)) in p.stderr, \
+                (flag, p.stderr)
+            p = run("-t", "-c", c.write(base + [setting]))
+            assert p.returncode == 1 and why in p.stderr and re.search(r":\d+: ", p.stderr), \
+                (setting, p.stderr)
+        # and a good value from the command line is what the daemon runs with
+        p = run("-t", "-c", c.write(base), "--stall-threshold", "250", "--send-chunk", "16384")
+        assert p.returncode == 0, p.stderr
+    finally:
+        c.cleanup()
+
+
+@test
 def command_line_beats_the_file():
     other = tempfile.mkdtemp(prefix="ktlsd-root2-")
     try:

@@ -169,14 +169,17 @@ def reload_applies_settings_to_new_connections_and_names_restart_only_ones():
         assert idle.request("GET", "/a.txt").body == b"a\n"
         text = d.conf_text.replace('document_root = "%s"' % d.root,
                                    'document_root = "%s"' % other)
-        text += "send = { mss = 1000; };\nlimits = { nofile = 4096; };\n"
+        text += ("send = { mss = 1000; };\nlimits = { nofile = 4096; };\n"
+                 "stats = { recent = 7; };\n")
         with open(d.conf_path, "w") as f:
             f.write(text)
         d.signal(signal.SIGHUP)
         d.wait_log(r"reloaded ", timeout=10)
         m = d.wait_log(r"reload: changed (.*): takes effect only after a restart")
         assert "send.mss" in m.group(1) and "limits.nofile" in m.group(1), m.group(0)
-        assert "listen" not in m.group(1), m.group(0)
+        assert "stats.recent" in m.group(1), m.group(0)
+        # the reloadable ones are not named: only the schema's restart rows are
+        assert "listen" not in m.group(1) and "document_root" not in m.group(1), m.group(0)
         assert d.get("/a.txt").body == b"other\n"          # new connection, new root
         assert idle.request("GET", "/a.txt").body == b"a\n"  # old connection, old site
         idle.close()
