@@ -2,6 +2,7 @@
 #include "autoconf.h"
 #include "admin.h"
 #include "config.h"
+#include "experiment.h"
 #include "log.h"
 #include "net.h"
 #include "server.h"
@@ -56,6 +57,13 @@ static void on_request(struct evhttp_request *req, void *arg)
 	} else if (plen == 8 && strncmp(uri, "/metrics", 8) == 0) {
 		stats_prometheus(srv, body);
 		reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", body);
+	} else if (plen == 17 && strncmp(uri, "/stats/experiment", 17) == 0) {
+		experiment_json(srv, body);
+		evbuffer_add_printf(body, "\n");
+		reply(req, 200, "application/json", body);
+	} else if (plen == 22 && strncmp(uri, "/stats/experiment/text", 22) == 0) {
+		experiment_text(srv, body);
+		reply(req, 200, "text/plain; charset=utf-8", body);
 	} else {
 		evbuffer_add_printf(body, "not found; try /stats, /stats/recent or /metrics\n");
 		reply(req, 404, "text/plain", body);

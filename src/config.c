@@ -280,6 +280,91 @@ static int load_send(struct loader *ld, const config_setting_t *g, struct send_s
 	return 0;
 }
 
+/* An arm's name goes into label values, log lines and JSON as it is: keep it to
+ * [A-Za-z0-9_.-], 1 to CONFIG_ARM_NAME_MAX - 1 characters. */
+static bool arm_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= CONFIG_ARM_NAME_MAX)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '.' || *s == '-'))
+			return false;
+	return true;
+}
+
+/* One element of experiment.arms: { name = "..."; weight = N; send = { ... }; } into a;
+ * arms[0..i) are the ones before it (names must differ). */
+static int load_arm(struct loader *ld, const config_setting_t *e, int i,
+		    const struct experiment_arm *arms, struct experiment_arm *a)
+{
+	static const char *const keys[] = { "name", "weight", "send", NULL };
+	static const char *const snd[] = { "mode", "chunk", "mss", "notsent_lowat", NULL };
+	const config_setting_t *g;
+	char *name = NULL;
+	long long v = 1;
+	int rc;
+
+	if (check_known(ld, e, keys) || get_string(ld, e, "name", &name))
+		return -1;
+	if (name == NULL)
+		return fail_at(ld, e, "experiment: arm %d needs a name", i + 1);
+	if (!arm_name_ok(name)) {
+		free(name);
+		return fail_at(ld, config_setting_get_member(e, "name"), "experiment: arm name: 1 to "
+			       "%d of the characters A-Z a-z 0-9 _ . -", CONFIG_ARM_NAME_MAX - 1);
+	}
+	snprintf(a->name, sizeof(a->name), "%s", name);
+	free(name);
+	for (int k = 0; k < i; k++)
+		if (strcmp(arms[k].name, a->name) == 0)
+			return fail_at(ld, config_setting_get_member(e, "name"),
+				       "experiment: a second arm named \"%s\"", a->name);
+	if (get_uint(ld, e, "weight", 1, CONFIG_MAX_ARM_WEIGHT, &v))
+		return -1;
+	a->weight = (unsigned)v;
+	if ((g = group(ld, e, "send", snd, &rc)) == NULL)
+		return rc;
+	/* TCP_MAXSEG is set on the listening socket and the MSS agreed in the handshake,
+	 * before a connection has an arm; on an established socket it would not change
+	 * the segments. */
+	if (config_setting_get_member(g, "mss") != NULL)
+		return fail_at(ld, config_setting_get_member(g, "mss"), "experiment arm \"%s\": mss "
+			       "cannot differ per arm (it applies to the listening socket, before "
+			       "a connection is assigned); set send.mss on the listener", a->name);
+	return load_send(ld, g, &a->send, &a->set);
+}
+
+/* experiment = { arms = ( { name; weight; send = { ... }; }, ... ); } in parent (the top
+ * level or a listener's group) into x; nothing there leaves x empty. */
+static int load_experiment(struct loader *ld, const config_setting_t *parent,
+			   struct experiment_config *x)
+{
+	static const char *const keys[] = { "arms", NULL };
+	const config_setting_t *g, *arms;
+	int rc, n;
+
+	if ((g = group(ld, parent, "experiment", keys, &rc)) == NULL)
+		return rc;
+	arms = config_setting_get_member(g, "arms");
+	if (arms == NULL)
+		return fail_at(ld, g, "experiment: needs arms = ( { name = \"...\"; send = { ... }; "
+			       "weight = N; }, ... )");
+	if (!config_setting_is_list(arms))
+		return fail_at(ld, arms, "experiment: arms must be a list ( { ... }, ... )");
+	n = config_setting_length(arms);
+	if (n == 0 || n > CONFIG_MAX_ARMS)
+		return fail_at(ld, arms, "experiment: give 1 to %d arms", CONFIG_MAX_ARMS);
+	for (int i = 0; i < n; i++) {
+		if (load_arm(ld, config_setting_get_elem(arms, (unsigned)i), i, x->arm, &x->arm[i]))
+			return -1;
+	}
+	x->narms = (size_t)n;
+	return 0;
+}
+
 /* tls.sni = ( { certificate = "..."; private_key = "..."; }, ... ): more certificates, each
  * served to clients whose SNI matches one of its names (subjectAltName DNS, else CN). */
 static int load_sni(struct loader *ld, const config_setting_t *tls, struct config *c)
@@ -350,7 +435,7 @@ static int load_listen_one(struct loader *ld, const config_setting_t *e, int i,
 			   struct listen_addr *la)
 {
 	static const char *const keys[] = { "address", "send", "autoindex", "proxy_protocol",
-		"proxy_trusted", NULL };
+		"proxy_trusted", "experiment", NULL };
 	static const char *const snd[] = { "mode", "chunk", "mss", "notsent_lowat", NULL };
 	const config_setting_t *a = e, *g;
 	char msg[160];
@@ -374,7 +459,9 @@ static int load_listen_one(struct loader *ld, const config_setting_t *e, int i,
 	if (get_bool(ld, e, "autoindex", &la->own_autoindex))
 		return -1;
 	la->own_autoindex_set = config_setting_get_member(e, "autoindex") != NULL;
-	return rc ? rc : load_listen_proxy(ld, e, la);
+	if (rc || load_listen_proxy(ld, e, la))
+		return -1;
+	return load_experiment(ld, e, &la->experiment);
 }
 
 static int load_listen(struct loader *ld, const config_setting_t *root, struct config *c)
@@ -410,7 +497,7 @@ static int load_file(struct loader *ld, const config_setting_t *root, struct con
 	static const char *const top[] = { "listen", "document_root", "index", "mime_types", "user",
 		"group", "run_as_root", "max_connections", "tls", "timeouts", "limits", "log", "send",
 		"stall", "stats", "file_cache", "gzip_static", "autoindex", "autoindex_hidden",
-		"autoindex_max_entries", NULL };
+		"autoindex_max_entries", "experiment", NULL };
 	static const char *const fch[] = { "entries", "valid", NULL };
 	static const char *const stl[] = { "threshold_ms", NULL };
 	static const char *const sts[] = { "listen", "recent", NULL };
@@ -557,7 +644,9 @@ static int load_file(struct loader *ld, const config_setting_t *root, struct con
 			return -1;
 		c->stats.recent = (unsigned)v;
 	}
-	return rc;
+	if (rc)
+		return -1;
+	return load_experiment(ld, root, &c->experiment);
 }
 
 /* Replace *dst by a copy of src (NULL: keep *dst). -1: out of memory (*dst is NULL). */

@@ -5,6 +5,7 @@
 #include "stats.h"
 #include "fcache.h"
 #include "conn.h"
+#include "experiment.h"
 #include "ktls.h"
 #include "server.h"
 
@@ -115,6 +116,10 @@ static void json_record(struct evbuffer *o, const struct conn_record *r, uint64_
 		current_stall_ms > r->stall_ms_max ? current_stall_ms : r->stall_ms_max,
 		r->mitigations, r->corked_waits,
 		r->notsent_lowat == UINT32_MAX ? (int64_t)-1 : (int64_t)r->notsent_lowat);
+	if (r->arm[0])	/* an arm's name needs no escaping (config.c checks it) */
+		evbuffer_add_printf(o, ",\"arm\":\"%s\"", r->arm);
+	else
+		evbuffer_add_printf(o, ",\"arm\":null");
 	if (r->stalls > 0) {
 		const struct tcp_snapshot *s = &r->stall_snap;
 		evbuffer_add_printf(o, ",\"last_stall\":{\"cause\":\"%s\",\"snd_mss\":%u,"
@@ -198,6 +203,7 @@ void stats_json(struct server *srv, struct evbuffer *o)
 	}
 	evbuffer_add_printf(o, "],");
 	json_totals(srv, o);
+	experiment_stats_member(srv, o);
 	evbuffer_add_printf(o, ",\"connections\":[");
 	TAILQ_FOREACH(c, &srv->conns, link) {
 		if (!first)
@@ -392,4 +398,5 @@ void stats_prometheus(struct server *srv, struct evbuffer *o)
 		prom_head(o, tls_stats[i].name, tls_stats[i].type, "Kernel-wide, from /proc/net/tls_stat.");
 		evbuffer_add_printf(o, "%s %lld\n", tls_stats[i].name, v);
 	}
+	experiment_prometheus(srv, o);
 }

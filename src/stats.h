@@ -40,6 +40,7 @@ struct conn_record {
 	unsigned mitigations;
 	uint64_t corked_waits;		/* EAGAINs with the corked-record signature */
 	uint32_t notsent_lowat;		/* the socket's TCP_NOTSENT_LOWAT now (UINT32_MAX: none) */
+	char arm[32];			/* experiment arm, "" if none (CONFIG_ARM_NAME_MAX) */
 };
 
 struct server;
