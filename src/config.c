@@ -307,6 +307,8 @@ static int load_arm(struct loader *ld, const config_setting_t *e, int i,
 	long long v = 1;
 	int rc;
 
+	if (!config_setting_is_group(e))
+		return fail_at(ld, e, "experiment: arm %d must be a group { name = ...; ... }", i + 1);
 	if (check_known(ld, e, keys) || get_string(ld, e, "name", &name))
 		return -1;
 	if (name == NULL)
