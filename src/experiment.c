@@ -152,19 +152,25 @@ void experiment_note_response(struct conn *c, bool aborted)
 	if (t == NULL)
 		return;
 	take_record(c, t);
-	if (aborted) {
-		t->aborted++;
-		return;
-	}
 	gettimeofday(&now, NULL);
 	us = (int64_t)(now.tv_sec - c->t_request.tv_sec) * 1000000 +
 	     (now.tv_usec - c->t_request.tv_usec);
 	if (us < 0)	/* the wall clock was set back: no duration rather than a wrong one */
 		us = 0;
-	t->responses++;
-	t->bytes += c->resp.head_bytes + c->resp.body_bytes;
-	t->body_us += (uint64_t)us;
-	if (c->resp.body_bytes >= EXPERIMENT_LARGE_BODY && us > 0) {
+	if (aborted) {
+		t->aborted++;
+	} else {
+		t->responses++;
+		t->bytes += c->resp.head_bytes + c->resp.body_bytes;
+		t->body_us += (uint64_t)us;
+	}
+	/* A large response cut short counts too, with what it managed: a crawl that the
+	 * client gave up on is the arm's worst case, and leaving it out would make a
+	 * stalling arm look clean. Its size is the one it was meant to have (never a HEAD's,
+	 * whose Content-Length carries no body). */
+	if ((aborted ? (c->resp.body_total >= EXPERIMENT_LARGE_BODY && c->resp.body_bytes > 0 &&
+			strncmp(c->reqline, "HEAD ", 5) != 0)
+		     : c->resp.body_bytes >= EXPERIMENT_LARGE_BODY) && us > 0) {
 		double g = (double)c->resp.body_bytes * 1e6 / (double)us;
 		size_t b = 0;
 		while (b < NBUCKETS && g > goodput_le[b])
@@ -434,8 +440,9 @@ void experiment_prometheus(struct server *srv, struct evbuffer *o)
 				    tally[i].name, (double)tally[i].stall_ms / 1000);
 	prom_counter(o, "ktlsd_experiment_mitigations_total",
 		     "Steps taken by send mode auto, by arm.", offsetof(struct arm_tally, mitigations));
-	prom_head(o, h, "histogram", "Goodput of completed responses with a body of 1 MiB or "
-		  "more (body bytes over seconds from request to last byte handed over), by arm.");
+	prom_head(o, h, "histogram", "Goodput of responses with a body of 1 MiB or more, also "
+		  "those cut short (body bytes handed over, over seconds from the request to the "
+		  "last of them), by arm.");
 	for (size_t i = 0; i < ntally; i++) {
 		uint64_t cum = 0;
 		for (size_t b = 0; b < NBUCKETS; b++) {

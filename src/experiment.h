@@ -15,10 +15,11 @@
  * connection closes; a response's stalls count under the cause of the connection's last
  * stall.
  *
- * The verdict looks at each arm's window: its last EXPERIMENT_WINDOW completed responses
+ * The verdict looks at each arm's window: its last EXPERIMENT_WINDOW large responses,
  * with a body of at least EXPERIMENT_LARGE_BODY bytes (goodput of small bodies is mostly
- * latency). Goodput = body bytes / seconds from the request to the last body byte handed
- * to the kernel (or OpenSSL). */
+ * latency), completed or cut short (a crawl the client gave up on must count against
+ * its arm). Goodput = body bytes handed to the kernel (or OpenSSL) / seconds from the
+ * request to the last of them. */
 #ifndef KTLSD_EXPERIMENT_H
 #define KTLSD_EXPERIMENT_H
 

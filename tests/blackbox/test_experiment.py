@@ -251,6 +251,37 @@ log = { error = "%s"; access = "%s"; access_format = "json"; level = "info"; };
         assert arms["a"]["connections"] == 6 and arms["b"]["connections"] == 2, arms
 
 
+@test
+def a_large_response_cut_short_counts_in_its_arms_window():
+    with Daemon(stats=True, conf_extra=THREE_ARMS) as d:
+        d.put_random("big.bin", 64 * MIB, seed=7)
+        d.put_random("one.bin", 2 * MIB, seed=8)
+        c = d.conn(timeout=10)
+        c.send("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        c.read_head()
+        got = len(c.buf)
+        while got < 2 * MIB:
+            got += len(c.sock.recv(1 << 18))
+        c.close()       # the client goes away with most of the body unsent
+        assert d.conn().request("HEAD", "/big.bin").status == 200       # arm capped
+        assert d.get("/one.bin").status == 200                          # arm write
+        wait_until(lambda: d.stats()["totals"]["connections_open"] == 0, 15)
+        st = d.stats()
+        arms = {a["name"]: a for a in st["experiment"]["arms"]}
+        cut = arms["sendfile"]
+        assert cut["aborted"] == 1 and cut["responses"] == 0, cut
+        assert st["totals"]["aborted"] == 1
+        # in the window, with the goodput of what it sent
+        assert cut["large_responses"] == 1 and cut["window"]["n"] == 1, cut
+        assert cut["window"]["goodput_median"] > 0, cut
+        # the HEAD answer carried no body: not large, whatever its Content-Length
+        assert arms["capped"]["responses"] == 1 and arms["capped"]["large_responses"] == 0
+        assert arms["write"]["large_responses"] == 1
+        _, _, m = metrics(d)
+        h = "ktlsd_experiment_goodput_bytes_per_second_count"
+        assert by_arm(m[h]) == {"sendfile": 1, "capped": 0, "write": 1}, m[h]
+
+
 # ---- configuration errors -------------------------------------------------------------
 
 # (what, the experiment text (a line with "@" marks where the error must point; the "@" is
