@@ -45,6 +45,7 @@ static size_t ntally;
  * [0] the global experiment, [1 + i] listener i's own. Reset when a new site (a reload)
  * assigns its first connection. */
 static long rot_cur[CONFIG_MAX_LISTEN + 1][CONFIG_MAX_ARMS];
+static bool rot_logged[CONFIG_MAX_LISTEN + 1];	/* its arms were logged for this site */
 static uint64_t rot_gen;
 static bool rot_valid;
 
@@ -99,6 +100,26 @@ static size_t rotate(long *cur, const struct experiment_config *x)
 	return best;
 }
 
+/* Say once per configuration and experiment which arms new connections are spread
+ * over (at the first connection: a reload's log then shows what it changed). */
+static void log_arms(const struct experiment_config *x, const char *listener)
+{
+	char line[CONFIG_MAX_ARMS * (CONFIG_ARM_NAME_MAX + 16) + 64];
+	size_t n = 0;
+
+	for (size_t i = 0; i < x->narms && n < sizeof(line); i++) {
+		int k = snprintf(line + n, sizeof(line) - n, "%s%s (weight %u)", i ? ", " : "",
+				 x->arm[i].name, x->arm[i].weight);
+		if (k > 0)
+			n += (size_t)k;
+	}
+	if (listener == NULL)
+		log_msg(LOG_LEVEL_NOTICE, "experiment: new connections spread over %s", line);
+	else
+		log_msg(LOG_LEVEL_NOTICE, "experiment of listener %s: new connections spread over %s",
+			listener, line);
+}
+
 void experiment_assign(struct conn *c, size_t listener)
 {
 	size_t slot;
@@ -109,8 +130,13 @@ void experiment_assign(struct conn *c, size_t listener)
 		return;
 	if (!rot_valid || rot_gen != c->site->gen) {
 		memset(rot_cur, 0, sizeof(rot_cur));
+		memset(rot_logged, 0, sizeof(rot_logged));
 		rot_gen = c->site->gen;
 		rot_valid = true;
+	}
+	if (!rot_logged[slot]) {
+		log_arms(x, slot > 0 ? c->cfg->listen[slot - 1].text : NULL);
+		rot_logged[slot] = true;
 	}
 	a = &x->arm[rotate(rot_cur[slot], x)];
 	c->exp.send = *c->send;

@@ -411,6 +411,11 @@ def reload_changes_the_arms_while_a_download_keeps_its_own():
         d.wait_log(r"reloaded .*new connections use the new configuration", timeout=10)
         for _ in range(3):
             assert d.get("/a.txt").status == 200
+        # once per configuration, at its first connection
+        assert d.log().count("experiment: new connections spread over old-write (weight 1), "
+                             "old-sendfile (weight 1)") == 1, d.log()
+        assert d.log().count("experiment: new connections spread over new-capped (weight 1), "
+                             "new-write (weight 2)") == 1, d.log()
         assert got < size / 2, "too fast: the download was not in flight across the reload"
         live = [r for r in d.stats()["connections"] if r["state"] == "send_body"]
         assert len(live) == 1 and live[0]["arm"] == "old-write", live
