@@ -3,6 +3,7 @@
 #include "admin.h"
 #include "config.h"
 #include "conn.h"
+#include "experiment.h"
 #include "fcache.h"
 #include "log.h"
 #include "net.h"
@@ -84,6 +85,13 @@ static void on_request(struct evhttp_request *req, void *arg)
 	} else if (plen == 8 && strncmp(uri, "/metrics", 8) == 0) {
 		stats_prometheus(&v, body);
 		reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", body);
+	} else if (plen == 17 && strncmp(uri, "/stats/experiment", 17) == 0) {
+		experiment_json(srv->site->cfg, body);
+		evbuffer_add_printf(body, "\n");
+		reply(req, 200, "application/json", body);
+	} else if (plen == 22 && strncmp(uri, "/stats/experiment/text", 22) == 0) {
+		experiment_text(srv->site->cfg, body);
+		reply(req, 200, "text/plain; charset=utf-8", body);
 	} else {
 		evbuffer_add_printf(body, "not found; try /stats, /stats/recent or /metrics\n");
 		reply(req, 404, "text/plain", body);

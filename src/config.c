@@ -232,6 +232,92 @@ static int check_known(struct loader *ld, const config_setting_t *grp, const cha
 static int load_send(struct loader *ld, const config_setting_t *g, struct send_settings *ss,
 		     unsigned *set);
 
+/* An arm's name goes into label values, log lines and JSON as it is: keep it to
+ * [A-Za-z0-9_.-], 1 to CONFIG_ARM_NAME_MAX - 1 characters. */
+static bool arm_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= CONFIG_ARM_NAME_MAX)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '.' || *s == '-'))
+			return false;
+	return true;
+}
+
+/* One element of experiment.arms: { name = "..."; weight = N; send = { ... }; } into a;
+ * arms[0..i) are the ones before it (names must differ). */
+static int load_arm(struct loader *ld, const config_setting_t *e, int i,
+		    const struct experiment_arm *arms, struct experiment_arm *a)
+{
+	static const char *const keys[] = { "name", "weight", "send", NULL };
+	const config_setting_t *g, *w;
+	char *name = NULL;
+	long long v = 1;
+
+	if (!config_setting_is_group(e))
+		return fail_at(ld, e, "experiment: arm %d must be a group { name = ...; ... }", i + 1);
+	if (check_known(ld, e, keys) || get_string(ld, e, "name", &name))
+		return -1;
+	if (name == NULL)
+		return fail_at(ld, e, "experiment: arm %d needs a name", i + 1);
+	if (!arm_name_ok(name)) {
+		free(name);
+		return fail_at(ld, config_setting_get_member(e, "name"), "experiment: arm name: 1 to "
+			       "%d of the characters A-Z a-z 0-9 _ . -", CONFIG_ARM_NAME_MAX - 1);
+	}
+	snprintf(a->name, sizeof(a->name), "%s", name);
+	free(name);
+	for (int k = 0; k < i; k++)
+		if (strcmp(arms[k].name, a->name) == 0)
+			return fail_at(ld, config_setting_get_member(e, "name"),
+				       "experiment: a second arm named \"%s\"", a->name);
+	if ((w = config_setting_get_member(e, "weight")) != NULL &&
+	    read_int(ld, w, 1, CONFIG_MAX_ARM_WEIGHT, &v))
+		return -1;
+	a->weight = (unsigned)v;
+	if ((g = config_setting_get_member(e, "send")) == NULL)
+		return 0;
+	/* TCP_MAXSEG is set on the listening socket and the MSS agreed in the handshake,
+	 * before a connection has an arm; on an established socket it would not change
+	 * the segments. */
+	if (config_setting_get_member(g, "mss") != NULL)
+		return fail_at(ld, config_setting_get_member(g, "mss"), "experiment arm \"%s\": mss "
+			       "cannot differ per arm (it applies to the listening socket, before "
+			       "a connection is assigned); set send.mss on the listener", a->name);
+	return load_send(ld, g, &a->send, &a->set);
+}
+
+/* experiment = { arms = ( { name; weight; send = { ... }; }, ... ); } (group g, at the top
+ * level or in a listener's group) into x. */
+static int load_experiment(struct loader *ld, const config_setting_t *g,
+			   struct experiment_config *x)
+{
+	static const char *const keys[] = { "arms", NULL };
+	const config_setting_t *arms;
+	int n;
+
+	if (check_known(ld, g, keys))
+		return -1;
+	arms = config_setting_get_member(g, "arms");
+	if (arms == NULL)
+		return fail_at(ld, g, "experiment: needs arms = ( { name = \"...\"; send = { ... }; "
+			       "weight = N; }, ... )");
+	if (!config_setting_is_list(arms))
+		return fail_at(ld, arms, "experiment: arms must be a list ( { ... }, ... )");
+	n = config_setting_length(arms);
+	if (n == 0 || n > CONFIG_MAX_ARMS)
+		return fail_at(ld, arms, "experiment: give 1 to %d arms", CONFIG_MAX_ARMS);
+	for (int i = 0; i < n; i++) {
+		if (load_arm(ld, config_setting_get_elem(arms, (unsigned)i), i, x->arm, &x->arm[i]))
+			return -1;
+	}
+	x->narms = (size_t)n;
+	return 0;
+}
+
 /* tls.sni = ( { certificate = "..."; private_key = "..."; }, ... ): more certificates, each
  * served to clients whose SNI matches one of its names (subjectAltName DNS, else CN). */
 static int load_sni(struct loader *ld, const config_setting_t *s, void *field)
@@ -300,7 +386,7 @@ static int load_listen_one(struct loader *ld, const config_setting_t *e, int i,
 			   struct listen_addr *la)
 {
 	static const char *const keys[] = { "address", "send", "autoindex", "proxy_protocol",
-		"proxy_trusted", NULL };
+		"proxy_trusted", "experiment", NULL };
 	const config_setting_t *a = e, *g;
 	char msg[160];
 
@@ -322,7 +408,10 @@ static int load_listen_one(struct loader *ld, const config_setting_t *e, int i,
 	if (get_bool(ld, e, "autoindex", &la->own_autoindex))
 		return -1;
 	la->own_autoindex_set = config_setting_get_member(e, "autoindex") != NULL;
-	return load_listen_proxy(ld, e, la);
+	if (load_listen_proxy(ld, e, la))
+		return -1;
+	g = config_setting_get_member(e, "experiment");
+	return g != NULL ? load_experiment(ld, g, &la->experiment) : 0;
 }
 
 static int load_listen(struct loader *ld, const config_setting_t *s, void *field)
@@ -437,6 +526,11 @@ static int load_stats_listen(struct loader *ld, const config_setting_t *s, void 
 	return 0;
 }
 
+static int load_experiment_top(struct loader *ld, const config_setting_t *s, void *field)
+{
+	return load_experiment(ld, s, field);
+}
+
 /* What a reload cannot change, for the rows whose comparison is more than one field. */
 static bool listen_differs(const struct config *o, const struct config *n)
 {
@@ -515,6 +609,7 @@ static const struct opt schema[] = {
 	ROW(NULL, "autoindex_max_entries", OPT_UINT, autoindex.max_entries, 1,
 	    CONFIG_MAX_AUTOINDEX_ENTRIES),
 	ROW(NULL, "max_connections", OPT_UINT, max_connections, 1, 1000000),
+	CUSTOM(NULL, "experiment", load_experiment_top, F(experiment)),
 	CUSTOM("send", "mode", load_send_mode, F(send.mode), .cli = "send-mode",
 	       .send_bit = SEND_SET_MODE),
 	ROW("send", "chunk", OPT_SIZE, send.chunk, 4096, 64 << 20, .cli = "send-chunk",

@@ -43,6 +43,24 @@ enum {
 	SEND_SET_MODE = 1, SEND_SET_CHUNK = 2, SEND_SET_MSS = 4, SEND_SET_LOWAT = 8,
 };
 
+/* Experiment mode (experiment.h): connections are spread over arms, each with its own
+ * send settings, and compared. */
+#define CONFIG_MAX_ARMS 8		/* arms per experiment */
+#define CONFIG_ARM_NAME_MAX 32		/* an arm's name with its NUL: [A-Za-z0-9_.-]{1,31} */
+#define CONFIG_MAX_ARM_WEIGHT 1000
+
+struct experiment_arm {
+	char name[CONFIG_ARM_NAME_MAX];
+	unsigned weight;		/* share of new connections, 1..CONFIG_MAX_ARM_WEIGHT */
+	struct send_settings send;	/* the arm's own "send" group (never mss) ... */
+	unsigned set;			/* ... and which of its fields it sets (SEND_SET_*) */
+};
+
+struct experiment_config {
+	struct experiment_arm arm[CONFIG_MAX_ARMS];
+	size_t narms;			/* 0: no experiment here */
+};
+
 struct listen_addr {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -59,6 +77,7 @@ struct listen_addr {
 	bool proxy;
 	struct proxy_cidr trusted[CONFIG_MAX_TRUSTED];
 	size_t ntrusted;
+	struct experiment_config experiment;	/* the listener's own; none: the global one */
 };
 
 struct config {
@@ -115,6 +134,7 @@ struct config {
 		struct listen_addr listen;	/* plain HTTP admin endpoint */
 		unsigned recent;	/* closed connections kept for /stats/recent */
 	} stats;
+	struct experiment_config experiment;	/* for listeners without their own */
 };
 
 #define CONFIG_MAX_OVERRIDES 32

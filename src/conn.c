@@ -180,7 +180,7 @@ static int access_log_json(struct conn *c, char *line, size_t size, const struct
 			"{\"time\":\"%s\",\"remote_addr\":\"%s\",\"request\":\"%s\",\"status\":%d,"
 			"\"body_bytes\":%llu,\"referer\":\"%s\",\"user_agent\":\"%s\",\"rt\":%.3f,"
 			"\"bytes\":%llu,\"mode\":\"%s\",\"tls_tx\":\"%s\",\"mss\":%u,\"stalls\":%u,"
-			"\"stall_ms\":%llu,\"conn\":%llu,\"peer\":\"%s\",\"via\":%s%s%s}",
+			"\"stall_ms\":%llu,\"conn\":%llu,\"peer\":\"%s\",\"via\":%s%s%s,\"arm\":%s%s%s}",
 			when, c->peer_addr, json_escaped(req, sizeof(req), c->reqline), c->resp.status,
 			(unsigned long long)c->resp.body_bytes,
 			json_escaped(ref, sizeof(ref), c->referer),
@@ -191,7 +191,9 @@ static int access_log_json(struct conn *c, char *line, size_t size, const struct
 			(unsigned long long)(c->rec.stall_ms_total + stall_current_ms(c) -
 					     c->stall_ms_at_request),
 			(unsigned long long)c->id, c->peer, c->via[0] ? "\"" : "",
-			c->via[0] ? c->via : "null", c->via[0] ? "\"" : "");
+			c->via[0] ? c->via : "null", c->via[0] ? "\"" : "",
+			c->rec.arm[0] ? "\"" : "", c->rec.arm[0] ? c->rec.arm : "null",
+			c->rec.arm[0] ? "\"" : "");
 }
 
 static void access_log(struct conn *c)
@@ -217,7 +219,7 @@ static void access_log(struct conn *c)
 	strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S %z", &tm);
 	n = snprintf(line, sizeof(line),
 		     "%s - - [%s] \"%s\" %d %llu \"%s\" \"%s\" rt=%.3f bytes=%llu mode=%s "
-		     "tls_tx=%s mss=%u stalls=%u stall_ms=%llu conn=%llu%s%s%s%s",
+		     "tls_tx=%s mss=%u stalls=%u stall_ms=%llu conn=%llu%s%s%s%s%s%s",
 		     c->peer_addr, when, c->reqline[0] ? c->reqline : "-", c->resp.status,
 		     (unsigned long long)c->resp.body_bytes, c->referer[0] ? c->referer : "-",
 		     c->user_agent[0] ? c->user_agent : "-", rt,
@@ -229,7 +231,8 @@ static void access_log(struct conn *c)
 		     /* behind a balancer: the client's port and the balancer, which the
 		      * combined format has no field for */
 		     c->via[0] ? " peer=" : "", c->via[0] ? c->peer : "",
-		     c->via[0] ? " via=" : "", c->via);
+		     c->via[0] ? " via=" : "", c->via,
+		     c->rec.arm[0] ? " arm=" : "", c->rec.arm);
 	if (n > 0)
 		log_access(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
@@ -743,6 +746,7 @@ static enum step do_linger(struct conn *c)
 static enum step response_done(struct conn *c)
 {
 	access_log(c);
+	experiment_note_response(c, false);
 	stats_count(CTR_BYTES_SENT, c->resp.head_bytes + c->resp.body_bytes);
 	response_reset(&c->resp);
 	send_release(c);
@@ -772,6 +776,7 @@ static enum step abort_response(struct conn *c, enum io_result r)
 			(unsigned long long)c->id, c->peer, (unsigned long long)c->resp.body_bytes,
 			(unsigned long long)c->resp.body_total);
 	access_log(c);
+	experiment_note_response(c, true);
 	return STEP_CLOSE;	/* conn_free() resets the response */
 }
 
@@ -876,6 +881,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 	if (c->state == CONN_SEND_HEADERS || c->state == CONN_SEND_BODY) {
 		stats_count(CTR_ABORTED, 1);
 		access_log(c);
+		experiment_note_response(c, true);
 	}
 	conn_free(c);
 }
@@ -1003,6 +1009,7 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	c->pipe[0] = c->pipe[1] = -1;
 	/* after a reload that changed the listen list, fall back to the global settings */
 	c->send = la != NULL ? &la->send : &c->cfg->send;
+	experiment_assign(c, listener);	/* may put an arm's settings in c->send */
 	c->autoindex = la != NULL ? la->autoindex : c->cfg->autoindex.enabled;
 	c->mode = c->send->mode;
 	send_set_sender(c, send_pick(SEND_MODE_USERSPACE, false), c->send->chunk);
@@ -1077,6 +1084,7 @@ void conn_free(struct conn *c)
 	log_debug("conn %llu: closed in %s", (unsigned long long)c->id, state_names[c->state]);
 	stall_fini(c);
 	auto_connection_end(c, &c->srv->learn);
+	experiment_note_close(c);
 	ask_offload_for_the_record(c);
 	c->rec.end_us = stall_now_us();
 	stats_remember(&c->rec);

@@ -26,6 +26,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "experiment.h"
 #include "http.h"
 #include "ktls.h"
 #include "response.h"
@@ -95,6 +96,7 @@ struct conn {
 	unsigned stalls_at_request;	/* rec.stalls when the current request began */
 	uint64_t stall_ms_at_request;
 	struct stall_state stall;
+	struct experiment_conn exp;	/* its arm, if an experiment applies (experiment.h) */
 };
 
 /* Take ownership of an accepted, non-blocking socket fd that came in on listener number

@@ -3,6 +3,7 @@
  * goes through json_str()/prom_label() escaping. */
 #include "autoconf.h"
 #include "stats.h"
+#include "experiment.h"
 #include "ktls.h"
 
 #include <inttypes.h>
@@ -126,6 +127,10 @@ static void json_record(struct evbuffer *o, const struct conn_record *r, uint64_
 		current_stall_ms > r->stall_ms_max ? current_stall_ms : r->stall_ms_max,
 		r->mitigations, r->corked_waits,
 		r->notsent_lowat == UINT32_MAX ? (int64_t)-1 : (int64_t)r->notsent_lowat);
+	if (r->arm[0])	/* an arm's name needs no escaping (config.c checks it) */
+		evbuffer_add_printf(o, ",\"arm\":\"%s\"", r->arm);
+	else
+		evbuffer_add_printf(o, ",\"arm\":null");
 	if (r->stalls > 0) {
 		const struct tcp_snapshot *s = &r->stall_snap;
 		evbuffer_add_printf(o, ",\"last_stall\":{\"cause\":\"%s\",\"snd_mss\":%u,"
@@ -197,6 +202,7 @@ void stats_json(const struct stats_view *v, struct evbuffer *o)
 	}
 	evbuffer_add_printf(o, "],");
 	json_totals(v, o);
+	experiment_stats_member(v->cfg, o);
 	evbuffer_add_printf(o, ",\"connections\":[");
 	for (size_t i = 0; i < v->nlive; i++) {
 		if (i)
@@ -342,4 +348,5 @@ void stats_prometheus(const struct stats_view *v, struct evbuffer *o)
 		prom_head(o, tls_stats[i].name, tls_stats[i].type, "Kernel-wide, from /proc/net/tls_stat.");
 		evbuffer_add_printf(o, "%s %lld\n", tls_stats[i].name, val);
 	}
+	experiment_prometheus(v->cfg, o);
 }

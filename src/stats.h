@@ -45,6 +45,7 @@ struct conn_record {
 	uint32_t notsent_lowat;		/* the socket's TCP_NOTSENT_LOWAT now (UINT32_MAX: none) */
 	bool stalled_now;		/* live: in a stall at the time of the view */
 	uint64_t stalled_now_ms;	/* live: how long that stall has lasted */
+	char arm[32];			/* experiment arm, "" if none (CONFIG_ARM_NAME_MAX) */
 };
 
 /* Count n more of a server-wide counter (counters.h). */

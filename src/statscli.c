@@ -141,18 +141,19 @@ int statscli_main(int argc, char **argv)
 		{ "interval", required_argument, NULL, 'i' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "recent", no_argument, NULL, 'r' },
+		{ "experiment", no_argument, NULL, 'e' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *file = SYSCONFDIR "/ktlsd.conf", *addr = NULL;
-	bool watch = false, json = false, recent = false;
+	bool watch = false, json = false, recent = false, experiment = false;
 	double interval = 1.0;
 	struct listen_addr la;
 	char err[512];
 	int opt;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "c:s:wi:jrh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:s:wi:jreh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': file = optarg; break;
 		case 's': addr = optarg; break;
@@ -160,19 +161,21 @@ int statscli_main(int argc, char **argv)
 		case 'i': interval = atof(optarg); break;
 		case 'j': json = true; break;
 		case 'r': recent = true; break;
+		case 'e': experiment = true; break;
 		case 'h':
 			printf("Usage: ktlsd stats [-c FILE | --stats-listen ADDR:PORT] [--watch] "
-			       "[--interval S] [--json | --recent]\n"
+			       "[--interval S] [--json | --recent | --experiment]\n"
 			       "Show a running ktlsd's connections and stall statistics (its stats "
 			       "listener, from FILE's stats.listen unless given).\n"
 			       "--json: the /stats document; --recent: the records of the recently "
-			       "closed connections (/stats/recent, JSON).\n");
+			       "closed connections (/stats/recent, JSON); --experiment: the "
+			       "experiment's arms and verdict (with --json: /stats/experiment).\n");
 			return 0;
 		default:
 			return 2;
 		}
 	}
-	if (optind != argc || interval < 0.1 || (json && recent)) {
+	if (optind != argc || interval < 0.1 || (json && recent) || (experiment && recent)) {
 		fprintf(stderr, "ktlsd stats: bad arguments (see ktlsd stats --help)\n");
 		return 2;
 	}
@@ -199,7 +202,8 @@ int statscli_main(int argc, char **argv)
 	for (;;) {
 		if (watch && isatty(STDOUT_FILENO))
 			fputs("\033[H\033[2J", stdout);	/* home, clear */
-		if (fetch(&la, recent ? "/stats/recent" : json ? "/stats" : "/stats/text") == -1)
+		if (fetch(&la, experiment ? (json ? "/stats/experiment" : "/stats/experiment/text") :
+			  recent ? "/stats/recent" : json ? "/stats" : "/stats/text") == -1)
 			return 1;
 		if (!watch)
 			return 0;

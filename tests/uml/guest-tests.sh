@@ -37,6 +37,7 @@ run_case() {
 run_case ktls_probe "$PY" "$UML/ktls_probe.py"
 run_case ktlsd_ktls "$PY" "$UML/test_ktls.py"
 run_case ktlsd_robust "$PY" "$UML/test_robust_ktls.py"
+run_case ktlsd_experiment "$PY" "$UML/test_experiment_ktls.py"
 # the kernel's own tls selftest, on the kernels ktls-tier.sh names (KTLSD_UML_SELFTEST)
 [ -n "${KTLSD_UML_SELFTEST:-}" ] && run_case kernel_tls_selftest "$PY" "$UML/kernel_tls_selftest.py"
 # ---- end of cases ------------------------------------------------------------
