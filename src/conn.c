@@ -130,111 +130,30 @@ static uint32_t socket_lowat(const struct conn *c)
 
 /* ---- access log ------------------------------------------------------- */
 
-/* Copy s[0..len) into out (size outsz), escaping what could break a log line or a
- * parser of it: '"', '\\', control and non-ASCII bytes become \xHH (as nginx does). */
-static void escape_into(char *out, size_t outsz, const char *s, size_t len)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < len && o + 5 < outsz; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
-			o += (size_t)snprintf(out + o, outsz - o, "\\x%02X", ch);
-		else
-			out[o++] = (char)ch;
-	}
-	out[o] = '\0';
-}
-
-/* s (already escaped by escape_into(): printable ASCII without '"') as a JSON string
- * body: only its backslashes need doubling. */
-static const char *json_escaped(char *out, size_t outsz, const char *s)
-{
-	size_t o = 0;
-
-	for (; *s && o + 3 < outsz; s++) {
-		if (*s == '\\')
-			out[o++] = '\\';
-		out[o++] = *s;
-	}
-	out[o] = '\0';
-	return out;
-}
-
-/* One JSON object per line (log.access_format "json"): the fields of the combined
- * format and ktlsd's own, named, for log shippers that should not parse text. */
-static int access_log_json(struct conn *c, char *line, size_t size, const struct tm *tm,
-			   double rt)
-{
-	char when[40], req[sizeof(c->reqline) * 2], ua[sizeof(c->user_agent) * 2],
-	     ref[sizeof(c->referer) * 2];
-	size_t n;
-
-	/* ISO 8601 with the offset as +hh:mm (nginx's $time_iso8601) */
-	n = strftime(when, sizeof(when) - 1, "%Y-%m-%dT%H:%M:%S%z", tm);
-	if (n >= 5) {
-		memmove(when + n - 1, when + n - 2, 3);
-		when[n - 2] = ':';
-	}
-	return snprintf(line, size,
-			"{\"time\":\"%s\",\"remote_addr\":\"%s\",\"request\":\"%s\",\"status\":%d,"
-			"\"body_bytes\":%llu,\"referer\":\"%s\",\"user_agent\":\"%s\",\"rt\":%.3f,"
-			"\"bytes\":%llu,\"mode\":\"%s\",\"tls_tx\":\"%s\",\"mss\":%u,\"stalls\":%u,"
-			"\"stall_ms\":%llu,\"conn\":%llu,\"peer\":\"%s\",\"via\":%s%s%s,\"arm\":%s%s%s}",
-			when, c->peer_addr, json_escaped(req, sizeof(req), c->reqline), c->resp.status,
-			(unsigned long long)c->resp.body_bytes,
-			json_escaped(ref, sizeof(ref), c->referer),
-			json_escaped(ua, sizeof(ua), c->user_agent), rt,
-			(unsigned long long)(c->resp.head_bytes + c->resp.body_bytes),
-			c->sender ? c->sender->name : "-", c->ktls.tx ? "kernel" : "userspace",
-			c->rec.snd_mss, c->rec.stalls - c->stalls_at_request,
-			(unsigned long long)(c->rec.stall_ms_total + stall_current_ms(c) -
-					     c->stall_ms_at_request),
-			(unsigned long long)c->id, c->peer, c->via[0] ? "\"" : "",
-			c->via[0] ? c->via : "null", c->via[0] ? "\"" : "",
-			c->rec.arm[0] ? "\"" : "", c->rec.arm[0] ? c->rec.arm : "null",
-			c->rec.arm[0] ? "\"" : "");
-}
-
+/* The access log line of the response in flight (log.c formats it, combined or JSON). */
 static void access_log(struct conn *c)
 {
-	char line[1536], when[64];
 	struct timeval now;
-	struct tm tm;
-	double rt;
-	int n;
+	struct access_entry e;
 
 	if (!log_access_enabled() || c->resp.status == 0)
 		return;
 	gettimeofday(&now, NULL);
-	localtime_r(&now.tv_sec, &tm);
-	rt = (double)(now.tv_sec - c->t_request.tv_sec) +
-	     (double)(now.tv_usec - c->t_request.tv_usec) / 1e6;
-	if (c->cfg->log.access_json) {
-		n = access_log_json(c, line, sizeof(line), &tm, rt);
-		if (n > 0 && (size_t)n < sizeof(line))	/* a cut JSON line would be garbage */
-			log_access(line, (size_t)n);
-		return;
-	}
-	strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S %z", &tm);
-	n = snprintf(line, sizeof(line),
-		     "%s - - [%s] \"%s\" %d %llu \"%s\" \"%s\" rt=%.3f bytes=%llu mode=%s "
-		     "tls_tx=%s mss=%u stalls=%u stall_ms=%llu conn=%llu%s%s%s%s%s%s",
-		     c->peer_addr, when, c->reqline[0] ? c->reqline : "-", c->resp.status,
-		     (unsigned long long)c->resp.body_bytes, c->referer[0] ? c->referer : "-",
-		     c->user_agent[0] ? c->user_agent : "-", rt,
-		     (unsigned long long)(c->resp.head_bytes + c->resp.body_bytes),
-		     c->sender ? c->sender->name : "-", c->ktls.tx ? "kernel" : "userspace",
-		     c->rec.snd_mss, c->rec.stalls - c->stalls_at_request,
-		     (unsigned long long)(c->rec.stall_ms_total + stall_current_ms(c) - c->stall_ms_at_request),
-		     (unsigned long long)c->id,
-		     /* behind a balancer: the client's port and the balancer, which the
-		      * combined format has no field for */
-		     c->via[0] ? " peer=" : "", c->via[0] ? c->peer : "",
-		     c->via[0] ? " via=" : "", c->via,
-		     c->rec.arm[0] ? " arm=" : "", c->rec.arm);
-	if (n > 0)
-		log_access(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+	e = (struct access_entry){
+		.when = now.tv_sec,
+		.rt = (double)(now.tv_sec - c->t_request.tv_sec) +
+		      (double)(now.tv_usec - c->t_request.tv_usec) / 1e6,
+		.peer_addr = c->peer_addr, .peer = c->peer, .via = c->via,
+		.request = c->reqline, .referer = c->referer, .user_agent = c->user_agent,
+		.status = c->resp.status, .body_bytes = c->resp.body_bytes,
+		.bytes = c->resp.head_bytes + c->resp.body_bytes,
+		.sender = c->sender ? c->sender->name : "-",
+		.tls_tx = c->ktls.tx ? "kernel" : "userspace",
+		.mss = c->rec.snd_mss, .stalls = c->rec.stalls - c->stalls_at_request,
+		.stall_ms = c->rec.stall_ms_total + stall_current_ms(c) - c->stall_ms_at_request,
+		.conn = c->id, .arm = c->rec.arm,
+	};
+	log_access_entry(&e, c->cfg->log.access_json);
 }
 
 /* ---- responses -------------------------------------------------------- */
@@ -382,10 +301,10 @@ static void note_request_line(struct conn *c, const struct http_request *req)
 			 req->method_name.ptr, (int)(req->target.len > 200 ? 200 : req->target.len),
 			 req->target.ptr, req->version_minor);
 
-	escape_into(c->reqline, sizeof(c->reqline), tmp, n > 0 ? (size_t)n : 0);
-	escape_into(c->user_agent, sizeof(c->user_agent), req->user_agent.ptr ? req->user_agent.ptr : "",
+	log_escape(c->reqline, sizeof(c->reqline), tmp, n > 0 ? (size_t)n : 0);
+	log_escape(c->user_agent, sizeof(c->user_agent), req->user_agent.ptr ? req->user_agent.ptr : "",
 		    req->user_agent.len);
-	escape_into(c->referer, sizeof(c->referer), req->referer.ptr ? req->referer.ptr : "",
+	log_escape(c->referer, sizeof(c->referer), req->referer.ptr ? req->referer.ptr : "",
 		    req->referer.len);
 }
 
@@ -464,7 +383,7 @@ static enum step handle_bad_request(struct conn *c, const char *p, size_t len, i
 
 	if (l > 0 && p[l - 1] == '\r')
 		l--;
-	escape_into(c->reqline, sizeof(c->reqline), p, l > 200 ? 200 : l);
+	log_escape(c->reqline, sizeof(c->reqline), p, l > 200 ? 200 : l);
 	c->user_agent[0] = c->referer[0] = '\0';
 	begin_request(c, len);
 	c->keep_alive = false;

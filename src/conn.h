@@ -25,6 +25,7 @@
 #include <openssl/ssl.h>
 
 #include "common.h"
+#include "log.h"
 #include "config.h"
 #include "experiment.h"
 #include "http.h"
@@ -89,7 +90,7 @@ struct conn {
 	bool keep_alive;
 	size_t head_len;		/* request head bytes to drain from in when done */
 	struct timeval t_request;
-	char reqline[256];		/* for the access log */
+	char reqline[LOG_FIELD_MAX];	/* for the access log (escaped) */
 	char user_agent[128], referer[128];
 
 	struct conn_record rec;		/* what /stats shows, kept after close */

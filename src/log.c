@@ -165,3 +165,101 @@ int log_access_enabled(void)
 {
 	return access_fd != -1;
 }
+
+/* ---- access log formats -------------------------------------------------- */
+
+void log_escape(char *out, size_t outsz, const char *s, size_t len)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len && o + 5 < outsz; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
+			o += (size_t)snprintf(out + o, outsz - o, "\\x%02X", ch);
+		else
+			out[o++] = (char)ch;
+	}
+	out[o] = '\0';
+}
+
+/* s (already escaped by log_escape(): printable ASCII without '"') as a JSON string
+ * body: only its backslashes need doubling. */
+static const char *json_escaped(char *out, size_t outsz, const char *s)
+{
+	size_t o = 0;
+
+	for (; *s && o + 3 < outsz; s++) {
+		if (*s == '\\')
+			out[o++] = '\\';
+		out[o++] = *s;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* One JSON object per line (log.access_format "json"): the fields of the combined
+ * format and ktlsd's own, named, for log shippers that should not parse text. */
+static int access_json(const struct access_entry *e, const struct tm *tm, char *line,
+		       size_t size)
+{
+	char when[40], req[LOG_FIELD_MAX * 2], ua[LOG_FIELD_MAX * 2], ref[LOG_FIELD_MAX * 2];
+	size_t n;
+
+	/* ISO 8601 with the offset as +hh:mm (nginx's $time_iso8601) */
+	n = strftime(when, sizeof(when) - 1, "%Y-%m-%dT%H:%M:%S%z", tm);
+	if (n >= 5) {
+		memmove(when + n - 1, when + n - 2, 3);
+		when[n - 2] = ':';
+	}
+	return snprintf(line, size,
+			"{\"time\":\"%s\",\"remote_addr\":\"%s\",\"request\":\"%s\",\"status\":%d,"
+			"\"body_bytes\":%llu,\"referer\":\"%s\",\"user_agent\":\"%s\",\"rt\":%.3f,"
+			"\"bytes\":%llu,\"mode\":\"%s\",\"tls_tx\":\"%s\",\"mss\":%u,\"stalls\":%u,"
+			"\"stall_ms\":%llu,\"conn\":%llu,\"peer\":\"%s\",\"via\":%s%s%s,\"arm\":%s%s%s}",
+			when, e->peer_addr, json_escaped(req, sizeof(req), e->request), e->status,
+			(unsigned long long)e->body_bytes, json_escaped(ref, sizeof(ref), e->referer),
+			json_escaped(ua, sizeof(ua), e->user_agent), e->rt,
+			(unsigned long long)e->bytes, e->sender, e->tls_tx, e->mss, e->stalls,
+			(unsigned long long)e->stall_ms, (unsigned long long)e->conn, e->peer,
+			e->via[0] ? "\"" : "", e->via[0] ? e->via : "null", e->via[0] ? "\"" : "",
+			e->arm[0] ? "\"" : "", e->arm[0] ? e->arm : "null", e->arm[0] ? "\"" : "");
+}
+
+/* The combined format, then ktlsd's fields as key=value. */
+static int access_combined(const struct access_entry *e, const struct tm *tm, char *line,
+			   size_t size)
+{
+	char when[64];
+
+	strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S %z", tm);
+	return snprintf(line, size,
+		"%s - - [%s] \"%s\" %d %llu \"%s\" \"%s\" rt=%.3f bytes=%llu mode=%s "
+		"tls_tx=%s mss=%u stalls=%u stall_ms=%llu conn=%llu%s%s%s%s%s%s",
+		e->peer_addr, when, e->request[0] ? e->request : "-", e->status,
+		(unsigned long long)e->body_bytes, e->referer[0] ? e->referer : "-",
+		e->user_agent[0] ? e->user_agent : "-", e->rt, (unsigned long long)e->bytes,
+		e->sender, e->tls_tx, e->mss, e->stalls, (unsigned long long)e->stall_ms,
+		(unsigned long long)e->conn,
+		/* behind a balancer: the client's port and the balancer, which the
+		 * combined format has no field for */
+		e->via[0] ? " peer=" : "", e->via[0] ? e->peer : "", e->via[0] ? " via=" : "",
+		e->via, e->arm[0] ? " arm=" : "", e->arm);
+}
+
+void log_access_entry(const struct access_entry *e, bool json)
+{
+	char line[1536];
+	struct tm tm;
+	int n;
+
+	localtime_r(&e->when, &tm);
+	n = json ? access_json(e, &tm, line, sizeof(line)) : access_combined(e, &tm, line, sizeof(line));
+	if (n <= 0)
+		return;
+	if ((size_t)n >= sizeof(line)) {
+		if (json)	/* a cut JSON line would be garbage */
+			return;
+		n = (int)sizeof(line) - 1;
+	}
+	log_access(line, (size_t)n);
+}

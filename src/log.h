@@ -6,7 +6,10 @@
 #define KTLSD_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
 enum log_level {
 	LOG_LEVEL_ALERT,	/* the daemon cannot go on as configured */
@@ -44,6 +47,32 @@ void log_openssl(enum log_level l, const char *what);
 /* Write one access log line (the caller formats it, without newline). */
 void log_access(const char *line, size_t len);
 int log_access_enabled(void);
+
+/* Longest request line, User-Agent or Referer a log line carries (escaped). */
+#define LOG_FIELD_MAX 256
+
+/* Copy s[0..len) into out (size outsz), escaping what could break a log line or a parser
+ * of it: '"', '\\', control and non-ASCII bytes become \xHH (as nginx does). Cut to fit. */
+void log_escape(char *out, size_t outsz, const char *s, size_t len);
+
+/* One response as the access log shows it. Strings are already escaped (log_escape());
+ * via and arm are "" when there is none. */
+struct access_entry {
+	time_t when;			/* the line's time stamp */
+	double rt;			/* seconds since the request */
+	const char *peer_addr, *peer, *via;
+	const char *request, *referer, *user_agent;
+	int status;
+	uint64_t body_bytes, bytes;	/* body; head and body */
+	const char *sender, *tls_tx;
+	unsigned mss, stalls;		/* stalls during this response */
+	uint64_t stall_ms, conn;
+	const char *arm;
+};
+
+/* Write e to the access log: the combined format with ktlsd's fields, or (json) one JSON
+ * object per line; a JSON line too long for the buffer is dropped rather than cut. */
+void log_access_entry(const struct access_entry *e, bool json);
 
 #define log_debug(...) do { if (log_get_level() >= LOG_LEVEL_DEBUG) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__); } while (0)
 
