@@ -67,7 +67,7 @@ struct bench_path {
 	char delay[24], loss[24], rate[24];
 	char ns_srv[48], ns_cli[48];	/* network namespaces (veth) */
 	int fd_srv, fd_cli;		/* open while the matrix runs */
-	char srv_addr[16];		/* where ktlsd listens: 127.0.0.1 or 198.18.I.1 */
+	char srv_addr[32];		/* where ktlsd listens: 127.0.0.1 or 198.18.I.1 */
 };
 
 enum bench_side { BENCH_SELF, BENCH_SERVER, BENCH_CLIENT };

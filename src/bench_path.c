@@ -359,7 +359,7 @@ static int open_ns(const char *name)
 
 static int setup_one(struct bench_path *p, size_t index, char *err, size_t errsz)
 {
-	char mtu[16], a_srv[32], a_cli[32], burst[24];
+	char mtu[24], a_srv[48], a_cli[48], burst[24];
 	const char *ns_s = p->ns_srv, *ns_c = p->ns_cli;
 
 	snprintf(mtu, sizeof(mtu), "%ld", p->mtu);
