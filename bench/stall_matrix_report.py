@@ -4,7 +4,9 @@
   stall-matrix.json  one row per (kernel, path, setting): GiB/s (median, min, max, every
                      run), client and server stalls and cause, mitigations, verdict; and per
                      (kernel, path) the fastest stall-free setting and what auto did against
-                     it (ratio, goal >= 0.9x, mitigations)
+                     it: ratio of medians, mitigations, and a status: "meets goal" (>= 0.9x),
+                     "within noise" (below 0.9x but its runs overlap the best's), "below
+                     goal" (the runs separate), "stalls"
   stall-matrix.svg   a heat map: a row per kernel x path, a column per setting; red = stalls,
                      grey = not done in the bound, else green (blue: auto that mitigated),
                      darker the closer to the row's best; the ratio written in the cell
@@ -25,8 +27,8 @@ def setting(c):
 
 
 def short(c):
-    return "%s%s/%d" % (c["mode"], " 16K" if c["chunk"] == 16384 else
-                        (":%d" % c["chunk"] if c["chunk"] else ""), c["lowat"])
+    return "%s%s, lowat %d" % (c["mode"], " 16K calls" if c["chunk"] == 16384 else
+                               (":%d" % c["chunk"] if c["chunk"] else ""), c["lowat"])
 
 
 def load(log):
@@ -66,10 +68,18 @@ def build(runs, command):
                     continue
                 ratio = c["gib_per_s"] / best["gib_per_s"] if best and best["gib_per_s"] else None
                 stalled = c["verdict"] in ("stalls",) or c["verdict"].startswith("not done")
+                if stalled:
+                    status = "stalls"
+                elif ratio is not None and ratio >= AUTO_GOAL:
+                    status = "meets goal"
+                elif c["verdict"].startswith("slower than best"):
+                    status = "below goal"      # the runs separate from the best's
+                else:
+                    status = "within noise"    # median below 0.9x, runs overlap the best's
                 autos.append({"lowat": c["lowat"], "ratio": round(ratio, 3) if ratio else None,
-                              "mitigations": c["mitigations"], "runs": len(c["runs"]),
-                              "verdict": c["verdict"],
-                              "goal_met": bool(ratio and ratio >= AUTO_GOAL and not stalled)})
+                              "gib_per_s": c["gib_per_s"], "mitigations": c["mitigations"],
+                              "runs": len(c["runs"]), "verdict": c["verdict"],
+                              "goal_met": status == "meets goal", "status": status})
             rows.append({
                 "kernel": k["kernel"], "release": k["release"], "path": path,
                 "best": {"setting": setting(best), "gib_per_s": best["gib_per_s"]} if best
@@ -96,14 +106,54 @@ def markdown(res):
                 return "**stalls**"
             if a["ratio"] is None:
                 return a["verdict"]
-            return "%.2fx%s, %d mitigation%s in %d runs" % (
-                a["ratio"], "" if a["goal_met"] else " (below 0.9)", a["mitigations"],
+            return "%.2fx (%s), %d mitigation%s in %d runs" % (
+                a["ratio"], a["status"], a["mitigations"],
                 "" if a["mitigations"] == 1 else "s", a["runs"])
         out.append("| %s | %s | %s | %s | %s | %s |" % (
             r["kernel"], r["path"],
             "%s (%.3f)" % (r["best"]["setting"], r["best"]["gib_per_s"]) if r["best"] else "none",
-            ", ".join(s.replace(" lowat ", "/") for s in r["stalls"]) or "none",
+            "; ".join(r["stalls"]) or "none",
             fmt(autos.get(0)), fmt(autos.get(16384))))
+    return "\n".join(out)
+
+
+def stall_map(res):
+    """Per kernel: a row per path, a column per setting; ratio to the row's best, or the
+    stall's cause."""
+    out = []
+    cols = []
+    for c in res["cells"]:
+        if (c["mode"], c["chunk"], c["lowat"]) not in cols:
+            cols.append((c["mode"], c["chunk"], c["lowat"]))
+    best = {(r["kernel"], r["path"]): r["best"]["gib_per_s"] if r["best"] else 0
+            for r in res["rows"]}
+    for k in res["kernels"]:
+        rows = [c for c in res["cells"] if c["kernel"] == k]
+        paths = []
+        for c in rows:
+            if c["path"] not in paths:
+                paths.append(c["path"])
+        out.append("\n**%s** (%s): x the row's fastest stall-free median; **STALL** (cause); "
+                   "mN = auto mitigated N times over its runs\n" % (k, rows[0]["release"]))
+        out.append("| path | " + " | ".join(short(dict(mode=m, chunk=ch, lowat=lw))
+                                          for m, ch, lw in cols) + " |")
+        out.append("|---|" + "---|" * len(cols))
+        by = {(c["path"], c["mode"], c["chunk"], c["lowat"]): c for c in rows}
+        for path in paths:
+            cells = []
+            for m, ch, lw in cols:
+                c = by.get((path, m, ch, lw))
+                if c is None:
+                    cells.append("")
+                elif c["verdict"] == "stalls":
+                    cells.append("**STALL** (%s)" % c["cause"])
+                elif not c["stall_free"]:
+                    cells.append(c["verdict"])
+                else:
+                    b = best[(k, path)]
+                    cells.append("%.2f%s" % (c["gib_per_s"] / b if b else 0,
+                                             " m%d" % c["mitigations"] if c["mitigations"] else ""))
+            out.append("| %s | %s |" % (path, " | ".join(cells)))
     return "\n".join(out)
 
 
@@ -200,6 +250,7 @@ def main():
     with open(a.svg, "w") as f:
         f.write(svg(res))
     print(markdown(res))
+    print(stall_map(res))
 
 
 if __name__ == "__main__":
