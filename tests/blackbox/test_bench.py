@@ -298,6 +298,51 @@ def matrix_usage_errors_exit_2():
     if netns_probe() is None:
         assert our_namespaces() == before, our_namespaces()
 
+@test
+def stall_matrix_report_reads_guest_lines_and_writes_json_and_heat_map():
+    """bench/stall-matrix's host side on a real matrix (here, lo, this kernel): one row per
+    (kernel, path, setting), the row's best, auto against it, an SVG that parses."""
+    p = matrix("--modes", "write,auto", "--lowat", "0,16384", "--file", "1M", "--runs", 2,
+               "--format", "json")
+    assert p.returncode == 0, p.stderr
+    m = json.loads(p.stdout)
+    tmp = Daemon(start=False)
+    try:
+        log = os.path.join(tmp.tmp, "log")
+        with open(log, "w") as f:
+            f.write("guest-init: noise\n")
+            for k in ("kA", "kB"):
+                f.write("STALL-MATRIX-JSON " + json.dumps({"kernel": k, "release": "r",
+                                                           "matrix": m}) + "\n")
+        out = os.path.join(tmp.tmp, "sm")
+        top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        r = subprocess.run([sys.executable, os.path.join(top, "bench", "stall_matrix_report.py"),
+                            log, "--json", out + ".json", "--svg", out + ".svg"],
+                           capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        res = json.load(open(out + ".json"))
+        assert res["kernels"] == ["kA", "kB"] and len(res["cells"]) == 8, res["kernels"]
+        for c in res["cells"]:
+            src = [x for x in m["cells"] if (x["mode"], x["lowat"]) == (c["mode"], c["lowat"])][0]
+            assert abs(c["gib_per_s"] - src["mib_per_s_median"] / 1024) < 1e-3, (c, src)
+            assert len(c["runs"]) == 2 and c["verdict"] == src["verdict"], c
+        assert len(res["rows"]) == 2
+        for row in res["rows"]:
+            fastest = max((x for x in m["cells"] if x["stall_free"]),
+                          key=lambda x: x["mib_per_s_median"])
+            assert row["best"]["setting"].startswith(fastest["mode"] + " lowat "), row
+            assert [a["lowat"] for a in row["auto"]] == [0, 16384], row
+            for a in row["auto"]:
+                assert a["status"] in ("meets goal", "within noise", "below goal", "stalls"), a
+                assert a["goal_met"] == (a["ratio"] is not None and a["ratio"] >= 0.9), a
+        root = ET.parse(out + ".svg").getroot()
+        cells = [x for x in root.iter("{http://www.w3.org/2000/svg}rect")
+                 if x.get("class") == "cell"]
+        assert len(cells) == 8, len(cells)
+        assert b"| kA | lo |" in r.stdout, r.stdout
+    finally:
+        tmp.cleanup()
+
 
 if __name__ == "__main__":
     run_tests()
