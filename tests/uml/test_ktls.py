@@ -543,7 +543,10 @@ VETH_EXPECT = {
     "6.12": {"veth,mtu=65535": "crawl", "veth,mtu=9000": "ok"},
     "6.12+patch": {"veth,mtu=65535": "ok", "veth,mtu=9000": "ok"},
 }
-VETH_MSS = {"veth,mtu=65535": 65483, "veth,mtu=9000": 8948}
+# tcpi_snd_mss per path: MTU 9000 gives 8948 (52 bytes of IP, TCP and timestamp headers);
+# MTU 65535 gives more than a TLS record (the kernel bounds it to half the largest window
+# seen: 32768 in the guest), which is what corks a record on 6.12
+VETH_MSS = {"veth,mtu=65535": (16384 + 22, 65483), "veth,mtu=9000": (8948, 8948)}
 
 
 @test
@@ -572,7 +575,8 @@ def bench_matrix_veth_paths_stall_where_this_kernel_does():
               "%d (%s), %s" % (PROFILE, path, c["mode"], lowat, c["mib_per_s_median"],
                                c["mib_per_s_min"], c["mib_per_s_max"], len(c["runs"]),
                                c["server_stalls"], c["cause"], c["verdict"]))
-        assert c["tls_tx"] == "kernel" and c["snd_mss"] == VETH_MSS[path], c
+        lo, hi = VETH_MSS[path]
+        assert c["tls_tx"] == "kernel" and lo <= c["snd_mss"] <= hi, c
         assert c["path"] == path and all(r["started"] for r in c["runs"]), c
     for path, kind in want.items():
         control, c = cells[(path, 0)], cells[(path, 16384)]
