@@ -17,6 +17,7 @@ Usage: stall_matrix_report.py LOG --json FILE --svg FILE [--command "..."]
 """
 import argparse
 import json
+import math
 import sys
 
 AUTO_GOAL = 0.9
@@ -94,6 +95,7 @@ def build(runs, command):
 
 
 def markdown(res):
+    # ratios are rounded down: 0.899 shows as 0.89, not as a 0.90 that misses the goal
     out = ["| kernel | path | fastest stall-free (GiB/s) | stalls in | auto lowat 0 | auto lowat 16384 |",
            "|---|---|---|---|---|---|"]
     for r in res["rows"]:
@@ -107,7 +109,7 @@ def markdown(res):
             if a["ratio"] is None:
                 return a["verdict"]
             return "%.2fx (%s), %d mitigation%s in %d runs" % (
-                a["ratio"], a["status"], a["mitigations"],
+                math.floor(a["ratio"] * 100) / 100, a["status"], a["mitigations"],
                 "" if a["mitigations"] == 1 else "s", a["runs"])
         out.append("| %s | %s | %s | %s | %s | %s |" % (
             r["kernel"], r["path"],
@@ -151,7 +153,7 @@ def stall_map(res):
                     cells.append(c["verdict"])
                 else:
                     b = best[(k, path)]
-                    cells.append("%.2f%s" % (c["gib_per_s"] / b if b else 0,
+                    cells.append("%.2f%s" % (math.floor(c["gib_per_s"] / b * 100) / 100 if b else 0,
                                              " m%d" % c["mitigations"] if c["mitigations"] else ""))
             out.append("| %s | %s |" % (path, " | ".join(cells)))
     return "\n".join(out)
