@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -317,9 +318,13 @@ static void run_one(struct matrix *m, struct cell *c, size_t ci, unsigned k)
 	snprintf(lowat, sizeof(lowat), "%ld", c->lowat);
 	snprintf(chunk, sizeof(chunk), "%ld", ch);
 	snprintf(listen, sizeof(listen), "%s:0", c->path->srv_addr);
+	pid_t parent = getpid();
 	pid = fork();
 	if (pid == 0) {
 		int nul = open("/dev/null", O_RDWR);
+		/* ktlsd dies with us, even when we are SIGKILLed */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
+			_exit(126);
 		bench_paths_child_reset();
 		dup2(nul, 0);
 		dup2(nul, 1);

@@ -288,6 +288,41 @@ def matrix_veth_namespaces_removed_on_sigterm_and_after_a_killed_run():
 
 
 @test
+def matrix_killed_with_sigkill_leaves_no_ktlsd_running():
+    """ktlsd-bench cannot clean up after SIGKILL: its ktlsd must die with it anyway."""
+    scratch = Daemon(start=False)     # its temp dir: ktlsd-bench's TMPDIR, removed after
+    proc = subprocess.Popen([BENCH, "--matrix", "--modes", "write", "--file", "64M",
+                             "--runs", "25"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, KTLSD=KTLSD, TMPDIR=scratch.tmp))
+
+    def children():
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)],
+                             capture_output=True).stdout.split()
+        return [int(x) for x in out]
+    try:
+        wait_until(lambda: children(), 10, what="a ktlsd started")
+        kids = children()
+    finally:
+        proc.kill()
+        proc.wait()
+
+    def alive(pid):
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+    try:
+        wait_until(lambda: not any(alive(k) for k in kids), 5, what="ktlsd gone")
+    finally:
+        for k in kids:
+            if alive(k):
+                os.kill(k, signal.SIGKILL)
+        scratch.cleanup()
+
+
+@test
 def matrix_usage_errors_exit_2():
     before = our_namespaces() if netns_probe() is None else []
     for args in (["--path", "eth0"], ["--path", "veth,mtu=70000"], ["--path", "veth,mtu"],
