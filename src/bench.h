@@ -55,4 +55,37 @@ void bench_print(const struct bench_opts *o, const struct bench_result *r);
 /* --matrix: start ktlsd for each combination and measure each. argv after "--matrix". */
 int bench_matrix(int argc, char **argv);
 
+/* ---- bench_path.c: the network path of a --matrix cell ---------------------------- */
+#include <sys/types.h>
+
+#define BENCH_MAX_PATHS 8
+
+struct bench_path {
+	char label[128];		/* "lo" or the canonical "veth,mtu=N[,delay=..]..." */
+	bool veth;
+	long mtu;
+	char delay[24], loss[24], rate[24];
+	char ns_srv[48], ns_cli[48];	/* network namespaces (veth) */
+	int fd_srv, fd_cli;		/* open while the matrix runs */
+	char srv_addr[32];		/* where ktlsd listens: 127.0.0.1 or 198.18.I.1 */
+};
+
+enum bench_side { BENCH_SELF, BENCH_SERVER, BENCH_CLIENT };
+
+/* Parse one --path SPEC (index = its position: it picks the addresses). 0 or -1 + err. */
+int bench_path_parse(const char *spec, struct bench_path *p, size_t index, char *err,
+		     size_t errsz);
+/* Make the namespaces, veth pairs and qdiscs of every veth path (root and netns needed);
+ * removes stale ones of a killed earlier run first. 0, or -1 with the reason in err and
+ * nothing left behind. */
+int bench_paths_setup(struct bench_path *paths, size_t n, char *err, size_t errsz);
+void bench_paths_teardown(struct bench_path *paths, size_t n);
+/* Switch this process to the path's server or client namespace, or back (BENCH_SELF). */
+int bench_path_enter(const struct bench_path *p, enum bench_side side);
+/* SIGINT/SIGTERM/SIGHUP: kill the server, remove the namespaces and dir, exit 128+sig. */
+void bench_paths_guard(const char *dir);
+void bench_paths_set_server(pid_t pid);
+void bench_paths_child_reset(void);
+void bench_paths_done_with_dir(void);
+
 #endif

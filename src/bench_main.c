@@ -17,7 +17,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: ktlsd-bench https://HOST:PORT/PATH [options]\n"
-		"       ktlsd-bench --matrix --file SIZE [--modes LIST] [--mss LIST] [--lowat LIST] ...\n"
+		"       ktlsd-bench --matrix --file SIZE [--modes LIST] [--mss LIST] [--lowat LIST]\n"
+		"                   [--path lo|veth,mtu=N[,delay=D][,loss=P][,rate=R]]... [--runs N] ...\n"
 		"\n"
 		"TLS 1.3 HTTP/1.1 load on keep-alive connections; reports throughput, requests/s,\n"
 		"latency percentiles, errors and client-side stalls.\n"
