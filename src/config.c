@@ -405,12 +405,37 @@ static int load_listen(struct loader *ld, const config_setting_t *root, struct c
 	return 0;
 }
 
+/* "workers": a number of event loops, 1..CONFIG_MAX_WORKERS, or "auto". */
+static int load_workers(struct loader *ld, const config_setting_t *root, struct config *c)
+{
+	const config_setting_t *s = config_setting_get_member(root, "workers");
+	long long v = 0;
+
+	if (s == NULL)
+		return 0;
+	c->workers_set = true;
+	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		if (strcmp(config_setting_get_string(s), "auto") != 0)
+			return fail_at(ld, s, "workers: must be a number (1..%d) or \"auto\"",
+				       CONFIG_MAX_WORKERS);
+		c->workers = 0;
+		return 0;
+	}
+	if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64)
+		return fail_at(ld, s, "workers: must be a number (1..%d) or \"auto\"",
+			       CONFIG_MAX_WORKERS);
+	if (get_uint(ld, root, "workers", 1, CONFIG_MAX_WORKERS, &v))
+		return -1;
+	c->workers = (unsigned)v;
+	return 0;
+}
+
 static int load_file(struct loader *ld, const config_setting_t *root, struct config *c)
 {
 	static const char *const top[] = { "listen", "document_root", "index", "mime_types", "user",
 		"group", "run_as_root", "max_connections", "tls", "timeouts", "limits", "log", "send",
 		"stall", "stats", "file_cache", "gzip_static", "autoindex", "autoindex_hidden",
-		"autoindex_max_entries", NULL };
+		"autoindex_max_entries", "workers", "worker_cpu_affinity", NULL };
 	static const char *const fch[] = { "entries", "valid", NULL };
 	static const char *const stl[] = { "threshold_ms", NULL };
 	static const char *const sts[] = { "listen", "recent", NULL };
@@ -444,6 +469,9 @@ static int load_file(struct loader *ld, const config_setting_t *root, struct con
 	if (get_uint(ld, root, "max_connections", 1, 1000000, &v))
 		return -1;
 	c->max_connections = (unsigned)v;
+	if (load_workers(ld, root, c) ||
+	    get_bool(ld, root, "worker_cpu_affinity", &c->worker_cpu_affinity))
+		return -1;
 
 	if ((g = group(ld, root, "tls", tls, &rc)) != NULL &&
 	    (get_string(ld, g, "certificate", &c->tls.certificate) ||
@@ -627,8 +655,26 @@ static int apply_overrides(struct loader *ld, struct config *c, const struct con
 			return snprintf(ld->err, ld->errlen, "--stats-listen: %s", msg), -1;
 		c->stats.enabled = true;
 	}
+	if (ov->workers != NULL) {
+		char *end;
+		long w;
+		errno = 0;
+		w = strtol(ov->workers, &end, 10);
+		if (strcmp(ov->workers, "auto") == 0)
+			c->workers = 0;
+		else if (*ov->workers == '\0' || *end != '\0' || errno != 0 || w < 1 ||
+			 w > CONFIG_MAX_WORKERS)
+			return snprintf(ld->err, ld->errlen, "--workers: a number (1..%d) or \"auto\"",
+					CONFIG_MAX_WORKERS), -1;
+		else
+			c->workers = (unsigned)w;
+		c->workers_set = true;
+	}
 	if (ov->demo) {
 		c->demo = true;
+		/* a demo is one loop unless asked for more: it serves one person trying it */
+		if (!c->workers_set)
+			c->workers = 1;
 		/* a demo shows what it serves; a file that says otherwise is obeyed */
 		if (!c->autoindex.set)
 			c->autoindex.enabled = true;
@@ -759,13 +805,14 @@ struct config *config_load(const char *file, const struct config_overrides *ov,
 
 struct config *config_ref(struct config *c)
 {
-	c->refs++;
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
 	return c;
 }
 
 void config_unref(struct config *c)
 {
-	if (c == NULL || --c->refs > 0)
+	/* acq_rel: the thread that frees sees every other thread's last use */
+	if (c == NULL || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) > 1)
 		return;
 	free(c->file);
 	free(c->document_root);
