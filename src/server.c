@@ -505,8 +505,21 @@ static void *worker_main(void *arg)
 
 int server_start(struct server *srv)
 {
-	int e = pthread_create(&srv->thread, NULL, worker_main, srv);
+	sigset_t sigs, old;
+	int e;
 
+	/* The main thread's loop handles the signals: the worker starts with them blocked
+	 * (inherited from here, so none can reach it before it runs), and they never
+	 * interrupt a worker's system calls. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGQUIT);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &sigs, &old);
+	e = pthread_create(&srv->thread, NULL, worker_main, srv);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (e != 0) {
 		errno = e;
 		return -1;
