@@ -376,7 +376,8 @@ static void fcache_setup(struct server *srv)
 	unsigned ms;
 	struct timeval tv;
 
-	if (fcache_configure(srv->fcache, cfg->file_cache.entries, cfg->file_cache.valid_ms) == -1)
+	if (fcache_configure(srv->fcache, cfg->file_cache.entries, cfg->file_cache.valid_ms,
+			     srv->daemon->nworkers) == -1)
 		log_msg(LOG_LEVEL_ERROR, "open-file cache: out of memory, running without it");
 	ms = fcache_sweep_ms(srv->fcache);
 	tv.tv_sec = ms / 1000;

@@ -8,7 +8,8 @@
   * /metrics passes the strict parser (and promtool if installed) and its counters only
     grow;
   * `workers` errors name FILE:LINE; `auto` is the number of CPUs the process may use;
-  * a combination: 2 workers, no file cache, HEAD and 304.
+  * a combination: 2 workers, no file cache, HEAD and 304;
+  * the workers' file caches share a quarter of the open-files limit.
 """
 import hashlib
 import os
@@ -317,6 +318,18 @@ def two_workers_without_file_cache_answer_head_and_304():
         st = d.stats()
         assert st["totals"]["requests"] == 5 * len(conns)
         assert st["file_cache"]["entries"] == 0 and st["file_cache"]["hits"] == 0
+
+
+@test
+def the_file_caches_of_all_workers_share_a_quarter_of_the_open_files_limit():
+    # nofile 64: a quarter is 16 descriptors for the process, 8 per worker's cache;
+    # /stats shows the sum of the capacities
+    with Daemon(stats=True, args=["--workers", "2"],
+                conf_extra="limits = { nofile = 64; };\n") as d:
+        assert d.stats()["file_cache"]["capacity"] == 16, d.stats()["file_cache"]
+    with Daemon(stats=True, args=["--workers", "2"],
+                conf_extra="file_cache = { entries = 5; };\n") as d:
+        assert d.stats()["file_cache"]["capacity"] == 10, d.stats()["file_cache"]
 
 
 if __name__ == "__main__":
