@@ -45,11 +45,11 @@ unsigned daemon_connections(const struct daemon *d)
 	return sum;
 }
 
-void daemon_resume_accepting(struct daemon *d)
+void daemon_check_limit(struct daemon *d, bool paused)
 {
 	for (unsigned i = 0; i < d->nworkers; i++)
-		if (atomic_load(&d->workers[i]->paused))
-			event_active(d->workers[i]->ev_resume, 0, 0);
+		if (atomic_load(&d->workers[i]->paused) == paused)
+			event_active(d->workers[i]->ev_limit, 0, 0);
 }
 
 /* ---- reload and stop (main thread) ------------------------------------- */

@@ -66,9 +66,11 @@ void daemon_free(struct daemon *d);
 /* Open connections over all workers (each worker's count read atomically). Any thread. */
 unsigned daemon_connections(const struct daemon *d);
 
-/* Wake every worker paused at max_connections: each accepts again if the sum is below
- * the limit when it looks. Any thread. */
-void daemon_resume_accepting(struct daemon *d);
+/* Have workers look at max_connections again (ev_limit): the paused ones (paused true:
+ * a close below the limit; each accepts again if the sum is still below when it looks),
+ * or the accepting ones (false: one reached the limit; each pauses if the sum is still
+ * at it). Any thread. */
+void daemon_check_limit(struct daemon *d, bool paused);
 
 /* What the stats endpoint shows, gathered from every worker on its own thread: each is
  * asked for a copy of its live records and waited for at most timeout_ms; a worker that

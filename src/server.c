@@ -39,20 +39,16 @@ static void listeners_enable(struct server *srv, bool on)
 }
 
 /* max_connections is for the whole process: each worker counts its own connections
- * (nconns, atomic) and compares the sum over all workers with the limit. A worker that
- * finds the sum at the limit pauses its listeners (clients wait in the kernel backlog,
- * like nginx does); a close anywhere below the limit wakes the paused ones (ev_resume).
- * Pausing announces itself (paused, paused_workers) before it checks the sum again, and
- * a close lowers the sum before it looks for paused workers: with sequentially
- * consistent atomics one of the two sees the other, so no worker stays paused below the
- * limit. The sum can pass the limit by at most workers - 1: workers accepting at the
- * same moment each take one. */
-static void pause_at_limit(struct server *srv)
+ * (nconns, atomic) and compares the sum over all workers with the limit. The worker whose
+ * accept reaches the limit pauses its listeners (clients wait in the kernel backlog, like
+ * nginx does) and tells the others to check (ev_limit), so they pause too; a close
+ * anywhere below the limit wakes the paused ones the same way. Pausing announces itself
+ * (paused, paused_workers) before it checks the sum again, and a close lowers the sum
+ * before it looks for paused workers: with sequentially consistent atomics one of the
+ * two sees the other, so no worker stays paused below the limit. Workers accepting in
+ * the same instant, before they hear of the limit, can pass it by at most workers - 1. */
+static void pause_accepting(struct server *srv, unsigned max)
 {
-	unsigned max = srv->site->cfg->max_connections;
-
-	if (daemon_connections(srv->daemon) < max)
-		return;
 	listeners_enable(srv, false);
 	if (!atomic_exchange(&srv->paused, true)) {
 		atomic_fetch_add(&srv->daemon->paused_workers, 1);
@@ -60,20 +56,35 @@ static void pause_at_limit(struct server *srv)
 			srv->daemon->nworkers > 1 ? " on this worker" : "");
 	}
 	if (daemon_connections(srv->daemon) < max)
-		daemon_resume_accepting(srv->daemon);
+		daemon_check_limit(srv->daemon, true);
 }
 
-/* ev_resume: another worker (or this one) closed a connection below the limit. */
-static void on_resume(evutil_socket_t fd, short what, void *arg)
+static void pause_at_limit(struct server *srv)
+{
+	unsigned max = srv->site->cfg->max_connections;
+
+	if (daemon_connections(srv->daemon) < max)
+		return;
+	pause_accepting(srv, max);
+	daemon_check_limit(srv->daemon, false);
+}
+
+/* ev_limit: another worker reached the limit, or closed a connection below it. */
+static void on_limit(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
+	unsigned max = srv->site->cfg->max_connections;
 
 	(void)fd;
 	(void)what;
-	if (srv->stopping || !atomic_load(&srv->paused) ||
-	    daemon_connections(srv->daemon) >= srv->site->cfg->max_connections)
+	if (srv->stopping)
 		return;
-	atomic_store(&srv->paused, false);
+	if (daemon_connections(srv->daemon) >= max) {
+		pause_accepting(srv, max);
+		return;
+	}
+	if (!atomic_exchange(&srv->paused, false))
+		return;
 	atomic_fetch_sub(&srv->daemon->paused_workers, 1);
 	listeners_enable(srv, true);
 }
@@ -91,7 +102,7 @@ static void conn_closed(struct server *srv)
 	}
 	if (atomic_load(&srv->daemon->paused_workers) > 0 &&
 	    daemon_connections(srv->daemon) < srv->site->cfg->max_connections)
-		daemon_resume_accepting(srv->daemon);
+		daemon_check_limit(srv->daemon, true);
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -411,7 +422,7 @@ static void on_reload(evutil_socket_t fd, short what, void *arg)
 	site_unref(old);
 	/* accepting was paused at the old limit: a higher one resumes it now */
 	if (atomic_load(&srv->paused))
-		event_active(srv->ev_resume, 0, 0);
+		event_active(srv->ev_limit, 0, 0);
 	fcache_setup(srv);
 	srv->notsent_lowat_sysctl = stall_sysctl_notsent_lowat();
 }
@@ -579,12 +590,12 @@ struct server *server_new(struct daemon *d, unsigned worker, struct site *site,
 	srv->ev_stop = event_new(srv->base, -1, 0, on_stop, srv);
 	srv->ev_reload = event_new(srv->base, -1, 0, on_reload, srv);
 	srv->ev_snapshot = event_new(srv->base, -1, 0, on_snapshot, srv);
-	srv->ev_resume = event_new(srv->base, -1, 0, on_resume, srv);
+	srv->ev_limit = event_new(srv->base, -1, 0, on_limit, srv);
 	srv->fcache = fcache_new();
 	srv->ev_fcache_sweep = event_new(srv->base, -1, EV_PERSIST, on_fcache_sweep, srv);
 	srv->counters = stats_block_new();
 	if (srv->ev_stop_timer == NULL || srv->ev_accept_retry == NULL || srv->ev_stop == NULL ||
-	    srv->ev_reload == NULL || srv->ev_snapshot == NULL || srv->ev_resume == NULL ||
+	    srv->ev_reload == NULL || srv->ev_snapshot == NULL || srv->ev_limit == NULL ||
 	    srv->fcache == NULL || srv->ev_fcache_sweep == NULL || srv->counters == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -612,7 +623,7 @@ void server_free(struct server *srv)
 	evs[3] = srv->ev_stop;
 	evs[4] = srv->ev_reload;
 	evs[5] = srv->ev_snapshot;
-	evs[6] = srv->ev_resume;
+	evs[6] = srv->ev_limit;
 	for (size_t i = 0; i < KTLSD_ARRAY_LEN(evs); i++)
 		if (evs[i] != NULL)
 			event_free(evs[i]);

@@ -48,9 +48,10 @@ struct server {
 	size_t listener_cfg[CONFIG_MAX_LISTEN];	/* its index in cfg->listen, or SIZE_MAX */
 	size_t nlisteners;
 	struct event *ev_stop_timer, *ev_accept_retry;
-	/* made active by the main thread: stop, take the new site, copy the records for
-	 * the stats endpoint, accept again (another worker closed one under the limit) */
-	struct event *ev_stop, *ev_reload, *ev_snapshot, *ev_resume;
+	/* made active by another thread: stop, take the new site, copy the records for the
+	 * stats endpoint (the main thread's); look at max_connections again (a worker that
+	 * reached it, or closed a connection below it) */
+	struct event *ev_stop, *ev_reload, *ev_snapshot, *ev_limit;
 	struct fcache *fcache;		/* open files, shared by all sites (entries tagged) */
 	struct event *ev_fcache_sweep;
 	TAILQ_HEAD(conn_list, conn) conns;

@@ -9,7 +9,8 @@
     grow;
   * `workers` errors name FILE:LINE; `auto` is the number of CPUs the process may use;
   * a combination: 2 workers, no file cache, HEAD and 304;
-  * the workers' file caches share a quarter of the open-files limit.
+  * the workers' file caches share a quarter of the open-files limit;
+  * max_connections counts the connections of all workers.
 """
 import hashlib
 import os
@@ -330,6 +331,35 @@ def the_file_caches_of_all_workers_share_a_quarter_of_the_open_files_limit():
     with Daemon(stats=True, args=["--workers", "2"],
                 conf_extra="file_cache = { entries = 5; };\n") as d:
         assert d.stats()["file_cache"]["capacity"] == 10, d.stats()["file_cache"]
+
+
+@test
+def max_connections_is_for_all_workers_together():
+    with Daemon(stats=True, args=["--workers", "2"], conf_extra="max_connections = 4;\n",
+                timeouts={"handshake": 30, "header": 30}) as d:
+        held = []
+        for _ in range(4):
+            held.append(d.conn())
+            time.sleep(0.1)     # the worker that reaches the limit tells the other
+        assert d.stats()["totals"]["connections_open"] == 4
+        # more clients wait in the backlog, whichever worker's socket they land on (they
+        # send nothing: an accepted one would sit in its handshake, counted)
+        waiting = [tcp_connect(d, timeout=10) for _ in range(6)]
+        time.sleep(1.0)
+        assert d.stats()["totals"]["connections_open"] == 4, d.stats()["totals"]
+        assert d.stats()["totals"]["accepted"] == 4
+        d.wait_log(r"max_connections \(4\) reached; pausing accept on this worker")
+        # one closes: accepting resumes until the limit again (both workers wake; if both
+        # accept in the same instant the sum passes the limit by one, workers - 1)
+        held.pop().close()
+        wait_until(lambda: d.stats()["totals"]["accepted"] >= 5, 5, what="an accept")
+        time.sleep(0.5)
+        t = d.stats()["totals"]
+        assert t["accepted"] in (5, 6) and t["connections_open"] in (4, 5), t
+        for c in held:
+            c.close()
+        for w in waiting:
+            w.close()
 
 
 if __name__ == "__main__":
