@@ -10,13 +10,15 @@
   * `workers` errors name FILE:LINE; `auto` is the number of CPUs the process may use;
   * a combination: 2 workers, no file cache, HEAD and 304;
   * the workers' file caches share a quarter of the open-files limit;
-  * max_connections counts the connections of all workers.
+  * max_connections counts the connections of all workers;
+  * with socket activation every worker listens on the socket systemd passed.
 """
 import hashlib
 import os
 import re
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -360,6 +362,58 @@ def max_connections_is_for_all_workers_together():
             c.close()
         for w in waiting:
             w.close()
+
+
+def listening_inode(port):
+    """The inode of the IPv4 socket listening on 127.0.0.1:port (from /proc/net/tcp)."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == "0100007F:%04X" % port and fields[3] == "0A":
+                return fields[9]
+    return None
+
+
+@test
+def socket_activation_every_worker_listens_on_the_passed_socket():
+    ssa = shutil.which("systemd-socket-activate")
+    if not ssa:
+        raise Skip("systemd-socket-activate not installed (Debian package systemd)")
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    with Daemon(start=False, stats=True) as d:
+        d.put("a.txt", "activated\n")
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        d.stderr_path = os.path.join(d.tmp, "stderr.log")
+        d.stderr = open(d.stderr_path, "wb")
+        d.proc = subprocess.Popen(
+            [ssa, "-l", "127.0.0.1:%d" % port, "-E", "ASAN_OPTIONS", "-E", "PATH",
+             KTLSD, "-c", d.conf_path, "--foreground", "--workers", "2"],
+            stdin=subprocess.DEVNULL, stdout=d.stderr, stderr=d.stderr, env=env)
+        d.port = port
+        wait_until(lambda: b"Listening on" in open(d.stderr_path, "rb").read(), 5,
+                   what="systemd-socket-activate listening")
+        inode = listening_inode(port)
+        assert inode, "no listening socket on %d" % port
+        # the first connection starts ktlsd (systemd-socket-activate execs it on demand)
+        first = d.conn(timeout=20)
+        assert first.request("GET", "/a.txt").body == b"activated\n"
+        m = re.search(r"stats on http://\S+ \(bound [^:]+:(\d+)\)", d.log())
+        d.stats_port = int(m.group(1))
+        assert d.stats()["workers"] == 2
+        # each worker listens on a descriptor of its own for the one socket (a dup); the
+        # descriptor systemd passed is closed once both have theirs
+        fds = [os.readlink("/proc/%d/fd/%s" % (d.proc.pid, fd))
+               for fd in os.listdir("/proc/%d/fd" % d.proc.pid)]
+        assert fds.count("socket:[%s]" % inode) == 2, fds
+        conns = [d.conn() for _ in range(16)]
+        for c in conns:
+            assert c.request("GET", "/a.txt").status == 200
+            c.close()
+        first.close()
 
 
 if __name__ == "__main__":
