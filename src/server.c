@@ -502,7 +502,11 @@ static void *worker_main(void *arg)
 	struct server *srv = arg;
 	struct daemon *d = srv->daemon;
 	struct timeval zero = { 0, 0 };
+	char name[16];
 
+	/* "ktlsd-w3" in top -H, ps -L, /proc/PID/task/TID/comm */
+	snprintf(name, sizeof(name), "ktlsd-w%u", srv->worker);
+	pthread_setname_np(pthread_self(), name);
 	stats_thread_use(srv->counters);
 	if (srv->site->cfg->worker_cpu_affinity)
 		pin_to_cpu(srv);
