@@ -3,6 +3,7 @@
 #include "admin.h"
 #include "config.h"
 #include "conn.h"
+#include "daemon.h"
 #include "experiment.h"
 #include "fcache.h"
 #include "log.h"
@@ -32,41 +33,23 @@ static void reply(struct evhttp_request *req, int code, const char *type, struct
 			  "Method Not Allowed", body);
 }
 
-/* The view of the server and its connections that stats.c renders. The records are
- * refreshed (conn_record()) and listed in *live, which the caller frees. -1: no memory. */
-static int gather(struct server *srv, struct stats_view *v, const struct conn_record ***live)
-{
-	struct conn *c;
-	size_t n = 0;
-
-	*live = calloc(srv->nconns ? srv->nconns : 1, sizeof(**live));
-	if (*live == NULL)
-		return -1;
-	TAILQ_FOREACH(c, &srv->conns, link)
-		if (n < srv->nconns)
-			(*live)[n++] = conn_record(c);
-	*v = (struct stats_view){
-		.cfg = srv->site->cfg, .nconns = srv->nconns, .live = *live, .nlive = n,
-		.auto_learned_cap = srv->learn.capped,
-	};
-	fcache_get_stats(srv->fcache, &v->file_cache);
-	return 0;
-}
-
 static void on_request(struct evhttp_request *req, void *arg)
 {
-	struct server *srv = arg;
+	struct daemon *d = arg;
 	struct evbuffer *body = evbuffer_new();
-	const struct conn_record **live = NULL;
+	void *mem = NULL;
 	struct stats_view v;
 	const char *uri = evhttp_request_get_uri(req);
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	size_t plen = strcspn(uri, "?");
 
-	if (body == NULL || gather(srv, &v, &live) == -1) {
+	/* every worker copies its records on its own thread; one busy for longer than a
+	 * second is left out of this view (it says how many answered) */
+	if (body == NULL || daemon_view(d, &v, &mem, 1000) == -1) {
 		evhttp_send_error(req, 500, NULL);
 		if (body != NULL)
 			evbuffer_free(body);
+		daemon_view_free(mem);
 		return;
 	}
 	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
@@ -86,23 +69,23 @@ static void on_request(struct evhttp_request *req, void *arg)
 		stats_prometheus(&v, body);
 		reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", body);
 	} else if (plen == 17 && strncmp(uri, "/stats/experiment", 17) == 0) {
-		experiment_json(srv->site->cfg, body);
+		experiment_json(d->site->cfg, body);
 		evbuffer_add_printf(body, "\n");
 		reply(req, 200, "application/json", body);
 	} else if (plen == 22 && strncmp(uri, "/stats/experiment/text", 22) == 0) {
-		experiment_text(srv->site->cfg, body);
+		experiment_text(d->site->cfg, body);
 		reply(req, 200, "text/plain; charset=utf-8", body);
 	} else {
 		evbuffer_add_printf(body, "not found; try /stats, /stats/recent or /metrics\n");
 		reply(req, 404, "text/plain", body);
 	}
 	evbuffer_free(body);
-	free(live);
+	daemon_view_free(mem);
 }
 
-int admin_start(struct server *srv, char *err, size_t errlen)
+int admin_start(struct daemon *d, char *err, size_t errlen)
 {
-	const struct config *cfg = srv->site->cfg;
+	const struct config *cfg = d->site->cfg;
 	const struct listen_addr *la = &cfg->stats.listen;
 	struct evhttp_bound_socket *bs;
 	int one = 1;
@@ -110,18 +93,18 @@ int admin_start(struct server *srv, char *err, size_t errlen)
 
 	if (!cfg->stats.enabled)
 		return 0;
-	srv->admin = evhttp_new(srv->base);
-	if (srv->admin == NULL) {
+	d->admin = evhttp_new(d->base);
+	if (d->admin == NULL) {
 		snprintf(err, errlen, "stats: evhttp_new failed");
 		return -1;
 	}
 	/* bounded like every other input: small requests, short timeouts */
-	evhttp_set_max_headers_size(srv->admin, 8192);
-	evhttp_set_max_body_size(srv->admin, 4096);	/* so POST gets 405, not 413 */
-	evhttp_set_timeout(srv->admin, 10);
-	evhttp_set_allowed_methods(srv->admin, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+	evhttp_set_max_headers_size(d->admin, 8192);
+	evhttp_set_max_body_size(d->admin, 4096);	/* so POST gets 405, not 413 */
+	evhttp_set_timeout(d->admin, 10);
+	evhttp_set_allowed_methods(d->admin, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
 				   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
-	evhttp_set_gencb(srv->admin, on_request, srv);
+	evhttp_set_gencb(d->admin, on_request, d);
 	fd = socket(la->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
 	    bind(fd, (const struct sockaddr *)&la->ss, la->len) == -1 || listen(fd, 64) == -1) {
@@ -130,7 +113,7 @@ int admin_start(struct server *srv, char *err, size_t errlen)
 			close(fd);
 		return -1;
 	}
-	bs = evhttp_accept_socket_with_handle(srv->admin, fd);
+	bs = evhttp_accept_socket_with_handle(d->admin, fd);
 	if (bs == NULL) {
 		close(fd);
 		snprintf(err, errlen, "stats listen %s: evhttp_accept_socket failed", la->text);
@@ -144,10 +127,10 @@ int admin_start(struct server *srv, char *err, size_t errlen)
 	return 0;
 }
 
-void admin_stop(struct server *srv)
+void admin_stop(struct daemon *d)
 {
-	if (srv->admin != NULL) {
-		evhttp_free(srv->admin);
-		srv->admin = NULL;
+	if (d->admin != NULL) {
+		evhttp_free(d->admin);
+		d->admin = NULL;
 	}
 }

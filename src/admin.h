@@ -5,10 +5,13 @@
 
 #include "common.h"
 
-/* Start listening on srv->site->cfg->stats.listen. Returns -1 with err on failure. */
-int admin_start(struct server *srv, char *err, size_t errlen);
+struct daemon;
 
-/* Stop listening (stop/exit). NULL-safe on a server without one. */
-void admin_stop(struct server *srv);
+/* Start listening on d->site->cfg->stats.listen, on the main thread's loop (d->base).
+ * Returns -1 with err on failure. */
+int admin_start(struct daemon *d, char *err, size_t errlen);
+
+/* Stop listening (stop/exit). Safe when it was never started. */
+void admin_stop(struct daemon *d);
 
 #endif

@@ -526,6 +526,32 @@ static int load_stats_listen(struct loader *ld, const config_setting_t *s, void 
 	return 0;
 }
 
+/* "workers": a number of event loops, 1..CONFIG_MAX_WORKERS, or "auto" (0). */
+static int load_workers(struct loader *ld, const config_setting_t *s, void *field)
+{
+	struct config *c = field;
+	long long v = 0;
+
+	c->workers_set = true;
+	if (config_setting_type(s) == CONFIG_TYPE_STRING &&
+	    strcmp(config_setting_get_string(s), "auto") == 0) {
+		c->workers = 0;
+		return 0;
+	}
+	if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64)
+		return fail_at(ld, s, "%s: must be a number (1..%d) or \"auto\"",
+			       config_setting_name(s), CONFIG_MAX_WORKERS);
+	if (read_int(ld, s, 1, CONFIG_MAX_WORKERS, &v))
+		return -1;
+	c->workers = (unsigned)v;
+	return 0;
+}
+
+static bool workers_differ(const struct config *o, const struct config *n)
+{
+	return o->workers != n->workers;
+}
+
 static int load_experiment_top(struct loader *ld, const config_setting_t *s, void *field)
 {
 	return load_experiment(ld, s, field);
@@ -609,6 +635,9 @@ static const struct opt schema[] = {
 	ROW(NULL, "autoindex_max_entries", OPT_UINT, autoindex.max_entries, 1,
 	    CONFIG_MAX_AUTOINDEX_ENTRIES),
 	ROW(NULL, "max_connections", OPT_UINT, max_connections, 1, 1000000),
+	CUSTOM(NULL, "workers", load_workers, 0, .cli = "workers", .restart = true,
+	       .differs = workers_differ),
+	ROW(NULL, "worker_cpu_affinity", OPT_BOOL, worker_cpu_affinity, 0, 0, .restart = true),
 	CUSTOM(NULL, "experiment", load_experiment_top, F(experiment)),
 	CUSTOM("send", "mode", load_send_mode, F(send.mode), .cli = "send-mode",
 	       .send_bit = SEND_SET_MODE),
@@ -897,6 +926,9 @@ static int apply_overrides(struct loader *ld, struct config *c, const struct con
 		return -1;
 	if (ov->demo) {
 		c->demo = true;
+		/* a demo is one loop unless asked for more: it serves one person trying it */
+		if (!c->workers_set)
+			c->workers = 1;
 		/* a demo shows what it serves; a file that says otherwise is obeyed */
 		if (!c->autoindex.set)
 			c->autoindex.enabled = true;
@@ -1027,13 +1059,14 @@ struct config *config_load(const char *file, const struct config_overrides *ov,
 
 struct config *config_ref(struct config *c)
 {
-	c->refs++;
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
 	return c;
 }
 
 void config_unref(struct config *c)
 {
-	if (c == NULL || --c->refs > 0)
+	/* acq_rel: the thread that frees sees every other thread's last use */
+	if (c == NULL || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) > 1)
 		return;
 	free(c->file);
 	free(c->document_root);

@@ -4,6 +4,7 @@
 #ifndef KTLSD_CONFIG_H
 #define KTLSD_CONFIG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -16,6 +17,7 @@
 /* autoindex_max_entries at most: a listing holds its entries in memory to sort them */
 #define CONFIG_MAX_AUTOINDEX_ENTRIES 100000
 #define CONFIG_MAX_TRUSTED 64	/* proxy_trusted blocks per listener */
+#define CONFIG_MAX_WORKERS 256	/* event loops (threads); bounds the per-worker tables */
 
 enum send_mode {
 	SEND_MODE_SENDFILE,	/* kTLS + sendfile(): the product's reason to exist */
@@ -81,7 +83,7 @@ struct listen_addr {
 };
 
 struct config {
-	int refs;			/* snapshot reference count, see config_ref() */
+	atomic_int refs;		/* snapshot reference count, see config_ref(); workers share it */
 	char *file;			/* NULL for --demo without -c */
 	bool demo;			/* in-memory self-signed certificate */
 	struct listen_addr listen[CONFIG_MAX_LISTEN];
@@ -98,7 +100,10 @@ struct config {
 		unsigned max_entries;	/* "autoindex_max_entries": more are cut off, with a note */
 		bool set;		/* "autoindex" is in the file: --demo then leaves it */
 	} autoindex;
-	unsigned max_connections;
+	unsigned max_connections;	/* for the whole process, all workers together */
+	unsigned workers;		/* event loops, one thread each; 0 = "auto" (CPUs we may use) */
+	bool workers_set;		/* "workers" is in the file or on the command line */
+	bool worker_cpu_affinity;	/* pin worker i to the i-th CPU of our affinity mask */
 	struct {
 		char *certificate, *private_key;
 		char *ciphersuites;	/* OpenSSL TLS 1.3 list; NULL = OpenSSL default */

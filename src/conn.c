@@ -400,8 +400,9 @@ static enum step handle_bad_request(struct conn *c, const char *p, size_t len, i
 static void proxy_reject(struct server *srv, enum proxy_reject why, uint64_t id,
 			 const char *peer, const char *what)
 {
-	static time_t last[PROXY_REJECT_MAX];
-	static uint64_t unlogged[PROXY_REJECT_MAX];
+	/* per worker thread: each rate-limits its own lines, no shared state to race on */
+	static _Thread_local time_t last[PROXY_REJECT_MAX];
+	static _Thread_local uint64_t unlogged[PROXY_REJECT_MAX];
 	time_t now = time(NULL);
 	char more[64] = "";
 	char who[40] = "";
@@ -835,8 +836,8 @@ static bool fd_reserve_reached(int fd, unsigned long long *limit)
 
 static void refuse_out_of_fds(int fd, const struct sockaddr *sa, unsigned long long limit)
 {
-	static time_t last_log;
-	static unsigned long long refused;
+	static _Thread_local time_t last_log;	/* per worker thread, like proxy_reject() */
+	static _Thread_local unsigned long long refused;
 	char peer[64];
 	char buf[512];
 	time_t now = time(NULL);
@@ -919,7 +920,7 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 		close(fd);
 		return NULL;
 	}
-	c->id = ++srv->next_conn_id;
+	c->id = atomic_fetch_add_explicit(srv->conn_ids, 1, memory_order_relaxed) + 1;
 	c->srv = srv;
 	c->site = site_ref(srv->site);
 	c->cfg = c->site->cfg;
@@ -934,6 +935,7 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	send_set_sender(c, send_pick(SEND_MODE_USERSPACE, false), c->send->chunk);
 	c->ktls.offload = "-";	/* until the handshake says more */
 	c->rec.id = c->id;
+	c->rec.worker = srv->worker;
 	c->rec.mode = send_mode_name(c->mode);
 	c->rec.sender = "-";
 	c->rec.offload = "-";

@@ -10,6 +10,7 @@
 #include "verdict.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/time.h>
 
@@ -38,6 +39,9 @@ struct arm_tally {
 	size_t wlen, wnext;
 };
 
+/* Every variable below is guarded by lock: the workers' threads count, the main thread
+ * renders the views. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct arm_tally tally[EXPERIMENT_MAX_TRACKED];
 static size_t ntally;
 
@@ -120,7 +124,7 @@ static void log_arms(const struct experiment_config *x, const char *listener)
 			listener, line);
 }
 
-void experiment_assign(struct conn *c, size_t listener)
+static void experiment_assign_locked(struct conn *c, size_t listener)
 {
 	size_t slot;
 	const struct experiment_config *x = experiment_for(c->cfg, listener, &slot);
@@ -169,7 +173,7 @@ static void take_record(struct conn *c, struct arm_tally *t)
 	c->exp.mitigations_seen = c->rec.mitigations;
 }
 
-void experiment_note_response(struct conn *c, bool aborted)
+static void experiment_note_response_locked(struct conn *c, bool aborted)
 {
 	struct arm_tally *t = c->exp.arm;
 	struct timeval now;
@@ -213,7 +217,7 @@ void experiment_note_response(struct conn *c, bool aborted)
 	}
 }
 
-void experiment_note_close(struct conn *c)
+static void experiment_note_close_locked(struct conn *c)
 {
 	if (c->exp.arm != NULL)
 		take_record(c, c->exp.arm);
@@ -336,7 +340,7 @@ static void json_view(struct evbuffer *o, const struct view *w)
 	evbuffer_add_printf(o, "],\"verdict\":\"%s\"}", w->verdict);
 }
 
-void experiment_json(const struct config *cfg, struct evbuffer *out)
+static void experiment_json_locked(const struct config *cfg, struct evbuffer *out)
 {
 	static struct view w;
 
@@ -344,7 +348,7 @@ void experiment_json(const struct config *cfg, struct evbuffer *out)
 	json_view(out, &w);
 }
 
-void experiment_stats_member(const struct config *cfg, struct evbuffer *out)
+static void experiment_stats_member_locked(const struct config *cfg, struct evbuffer *out)
 {
 	static struct view w;
 
@@ -359,7 +363,7 @@ void experiment_stats_member(const struct config *cfg, struct evbuffer *out)
 
 #define MIB (1024.0 * 1024.0)
 
-void experiment_text(const struct config *cfg, struct evbuffer *o)
+static void experiment_text_locked(const struct config *cfg, struct evbuffer *o)
 {
 	static struct view w;
 
@@ -422,7 +426,7 @@ static void prom_counter(struct evbuffer *o, const char *name, const char *help,
 	}
 }
 
-void experiment_prometheus(const struct config *cfg, struct evbuffer *o)
+static void experiment_prometheus_locked(const struct config *cfg, struct evbuffer *o)
 {
 	struct current_arm cur[EXPERIMENT_MAX_TRACKED];
 	size_t ncur = current_arms(cfg, cur, EXPERIMENT_MAX_TRACKED);
@@ -481,4 +485,56 @@ void experiment_prometheus(const struct config *cfg, struct evbuffer *o)
 				    h, tally[i].name, tally[i].large, h, tally[i].name,
 				    tally[i].goodput_sum, h, tally[i].name, tally[i].large);
 	}
+}
+
+/* ---- the module's entry points: one lock (workers call them from their threads, the
+ * views from the main thread; each holds it for a few counter updates or one rendering) */
+
+void experiment_assign(struct conn *c, size_t listener)
+{
+	pthread_mutex_lock(&lock);
+	experiment_assign_locked(c, listener);
+	pthread_mutex_unlock(&lock);
+}
+
+void experiment_note_response(struct conn *c, bool aborted)
+{
+	pthread_mutex_lock(&lock);
+	experiment_note_response_locked(c, aborted);
+	pthread_mutex_unlock(&lock);
+}
+
+void experiment_note_close(struct conn *c)
+{
+	pthread_mutex_lock(&lock);
+	experiment_note_close_locked(c);
+	pthread_mutex_unlock(&lock);
+}
+
+void experiment_json(const struct config *cfg, struct evbuffer *out)
+{
+	pthread_mutex_lock(&lock);
+	experiment_json_locked(cfg, out);
+	pthread_mutex_unlock(&lock);
+}
+
+void experiment_stats_member(const struct config *cfg, struct evbuffer *out)
+{
+	pthread_mutex_lock(&lock);
+	experiment_stats_member_locked(cfg, out);
+	pthread_mutex_unlock(&lock);
+}
+
+void experiment_text(const struct config *cfg, struct evbuffer *o)
+{
+	pthread_mutex_lock(&lock);
+	experiment_text_locked(cfg, o);
+	pthread_mutex_unlock(&lock);
+}
+
+void experiment_prometheus(const struct config *cfg, struct evbuffer *o)
+{
+	pthread_mutex_lock(&lock);
+	experiment_prometheus_locked(cfg, o);
+	pthread_mutex_unlock(&lock);
 }

@@ -40,25 +40,28 @@ static size_t hash_key(const char *s, bool slash)
 	return (size_t)(h ^ (h >> 32));
 }
 
-/* Each entry holds a descriptor: leave most of them to connections. */
-static unsigned fd_cap(unsigned want)
+/* Each entry holds a descriptor: leave most of them to connections. The quarter of the
+ * limit is the process's, shared by the caches of all its workers. */
+static unsigned fd_cap(unsigned want, unsigned shares)
 {
 	struct rlimit rl;
 
+	if (shares == 0)
+		shares = 1;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-	    rl.rlim_cur / 4 < want)
-		return (unsigned)(rl.rlim_cur / 4);
+	    rl.rlim_cur / 4 / shares < want)
+		return (unsigned)(rl.rlim_cur / 4 / shares);
 	return want;
 }
 
-int fcache_configure(struct fcache *fc, unsigned entries, unsigned valid_ms)
+int fcache_configure(struct fcache *fc, unsigned entries, unsigned valid_ms, unsigned shares)
 {
 	size_t nb = 1;
 	struct fc_bucket *b = NULL;
 	int rc = 0;
 
 	fcache_flush(fc);
-	entries = fd_cap(entries);
+	entries = fd_cap(entries, shares);
 	if (entries > 0) {
 		while (nb < 2 * (size_t)entries)
 			nb <<= 1;

@@ -54,11 +54,12 @@ struct fcache;
 /* An empty cache that caches nothing until fcache_configure(). NULL: out of memory. */
 struct fcache *fcache_new(void);
 
-/* At most `entries` open files (also capped at a quarter of RLIMIT_NOFILE, as each holds
- * a descriptor; 0: no caching, every open is a fresh file_open()), each trusted for
+/* At most `entries` open files (also capped at a quarter of RLIMIT_NOFILE divided by
+ * shares, the number of caches in the process (one per worker), as each entry holds a
+ * descriptor; 0: no caching, every open is a fresh file_open()), each trusted for
  * valid_ms after opening. Flushes, keeps the counters; at start and at every reload. -1
  * when out of memory (then the cache stays off until the next successful call). */
-int fcache_configure(struct fcache *fc, unsigned entries, unsigned valid_ms);
+int fcache_configure(struct fcache *fc, unsigned entries, unsigned valid_ms, unsigned shares);
 
 /* Drop every entry (files still being sent stay open until released) and free. NULL ok. */
 void fcache_free(struct fcache *fc);

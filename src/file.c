@@ -4,6 +4,8 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,7 +30,7 @@ struct open_how {
 /* Whether the kernel lets us use openat2(): probed on the document root at start and at
  * every reload (file_open_root()). Kernels before 5.6, and containers whose seccomp
  * profile predates openat2 (it then fails with ENOSYS or EPERM), do not. */
-static bool use_openat2 = true;
+static _Atomic bool use_openat2 = true;	/* a reload (main thread) probes again */
 
 /* Without openat2: walk rel one component at a time, following no symlink at all (the
  * last one opened with O_NOFOLLOW, the others as O_PATH directories that must not be
@@ -91,7 +93,7 @@ static int open_beneath(int dirfd, const char *rel)
 	return (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
 }
 
-static int openat2_errno;	/* why openat2() is not used */
+static _Atomic int openat2_errno;	/* why openat2() is not used */
 
 static void probe_openat2(int rootfd)
 {

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -14,9 +15,15 @@
 
 static const char *level_names[] = { "alert", "crit", "error", "warn", "notice", "info", "debug" };
 
-static enum log_level cur_level = LOG_LEVEL_NOTICE;
-static int error_fd = STDERR_FILENO;
-static int access_fd = STDERR_FILENO;
+/* Workers write while the main thread reopens (SIGUSR1, reload). So a descriptor a worker
+ * may have just loaded is never closed under it: each log owns at most one file
+ * descriptor number of its own (its "slot", > 2) for the whole run; a new file is
+ * dup2()ed onto the slot (atomically replacing the old file), and a switch to stderr or
+ * "off" parks the slot on /dev/null. The fd in use (slot, stderr or -1) is an atomic. */
+static _Atomic int cur_level = LOG_LEVEL_NOTICE;
+static _Atomic int error_fd = STDERR_FILENO;
+static _Atomic int access_fd = STDERR_FILENO;
+static int error_slot = -1, access_slot = -1;	/* main thread only */
 
 int log_level_parse(const char *s)
 {
@@ -35,12 +42,12 @@ const char *log_level_name(enum log_level l)
 
 void log_set_level(enum log_level l)
 {
-	cur_level = l;
+	atomic_store_explicit(&cur_level, (int)l, memory_order_relaxed);
 }
 
 enum log_level log_get_level(void)
 {
-	return cur_level;
+	return (enum log_level)atomic_load_explicit(&cur_level, memory_order_relaxed);
 }
 
 static int open_one(const char *path, int *fd, char *err, size_t errlen)
@@ -67,6 +74,33 @@ static void close_fd(int fd)
 		close(fd);
 }
 
+/* Make fd (from open_one: a new file, STDERR_FILENO or -1) the one *cur writes to,
+ * through *slot as described at the top. */
+static void install(int fd, _Atomic int *cur, int *slot)
+{
+	if (fd > STDERR_FILENO) {
+		if (*slot == -1) {
+			*slot = fd;
+		} else if (dup2(fd, *slot) != -1) {
+			close(fd);
+		} else {	/* cannot happen with a valid slot; keep the new fd rather than lose it */
+			*slot = fd;
+		}
+		atomic_store_explicit(cur, *slot, memory_order_release);
+		return;
+	}
+	atomic_store_explicit(cur, fd, memory_order_release);
+	if (*slot != -1) {
+		/* a line loaded the slot just before: it lands in /dev/null, not in a file
+		 * that happens to get the freed number */
+		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (null != -1) {
+			dup2(null, *slot);
+			close(null);
+		}
+	}
+}
+
 int log_open(const char *error_path, const char *access_path, char *err, size_t errlen)
 {
 	int efd, afd;
@@ -81,19 +115,19 @@ int log_open(const char *error_path, const char *access_path, char *err, size_t 
 		close_fd(efd);
 		return -1;
 	}
-	close_fd(error_fd);
-	close_fd(access_fd);
-	error_fd = efd;
-	access_fd = afd;
+	install(efd, &error_fd, &error_slot);
+	install(afd, &access_fd, &access_slot);
 	return 0;
 }
 
 void log_close(void)
 {
-	close_fd(error_fd);
-	close_fd(access_fd);
-	error_fd = STDERR_FILENO;
-	access_fd = STDERR_FILENO;
+	/* at exit, every worker joined: nothing writes any more */
+	atomic_store(&error_fd, STDERR_FILENO);
+	atomic_store(&access_fd, STDERR_FILENO);
+	close_fd(error_slot);
+	close_fd(access_slot);
+	error_slot = access_slot = -1;
 }
 
 void log_vmsg(enum log_level l, const char *fmt, va_list ap)
@@ -104,7 +138,9 @@ void log_vmsg(enum log_level l, const char *fmt, va_list ap)
 	size_t n;
 	int r;
 
-	if (l > cur_level || error_fd == -1)
+	int fd = atomic_load_explicit(&error_fd, memory_order_acquire);
+
+	if ((int)l > atomic_load_explicit(&cur_level, memory_order_relaxed) || fd == -1)
 		return;
 	now = time(NULL);
 	localtime_r(&now, &tm);
@@ -119,7 +155,7 @@ void log_vmsg(enum log_level l, const char *fmt, va_list ap)
 		n = sizeof(line) - 2;	/* truncated: still end the line */
 	line[n++] = '\n';
 	/* a failed log write has nowhere to be reported; ignoring it is all we can do */
-	if (write(error_fd, line, n) < 0)
+	if (write(fd, line, n) < 0)
 		return;
 }
 
@@ -150,20 +186,21 @@ void log_openssl(enum log_level l, const char *what)
 void log_access(const char *line, size_t len)
 {
 	char buf[4096];
+	int fd = atomic_load_explicit(&access_fd, memory_order_acquire);
 
-	if (access_fd == -1)
+	if (fd == -1)
 		return;
 	if (len > sizeof(buf) - 1)
 		len = sizeof(buf) - 1;
 	memcpy(buf, line, len);
 	buf[len++] = '\n';
-	if (write(access_fd, buf, len) < 0)
+	if (write(fd, buf, len) < 0)
 		return;
 }
 
 int log_access_enabled(void)
 {
-	return access_fd != -1;
+	return atomic_load_explicit(&access_fd, memory_order_relaxed) != -1;
 }
 
 /* ---- access log formats -------------------------------------------------- */

@@ -6,6 +6,7 @@
 #include "autoconf.h"
 #include "admin.h"
 #include "config.h"
+#include "daemon.h"
 #include "ktls.h"
 #include "log.h"
 #include "notify.h"
@@ -36,6 +37,7 @@
 #include <linux/capability.h>
 
 #include <event2/listener.h>
+#include <event2/thread.h>
 #include <openssl/crypto.h>
 #include <openssl/opensslv.h>
 
@@ -73,6 +75,8 @@ static void usage(FILE *f)
 		"      --notsent-lowat N  TCP_NOTSENT_LOWAT on connections (0: default)\n"
 		"      --stats-listen ADDR:PORT  serve /stats, /stats/recent, /metrics (plain HTTP)\n"
 		"      --stall-threshold MS      no progress this long = a stall (default 1000)\n"
+		"      --workers N|auto   event loops, one thread each (default auto: one per CPU\n"
+		"                         this process may use; 1 with --demo)\n"
 		"  -V, --version          print version and build information\n"
 		"  -h, --help             this text\n"
 		"\n"
@@ -90,18 +94,18 @@ static void version(void)
 
 /* For --demo: the curl command to try, with the port actually bound (--listen ...:0)
  * and a file that exists. */
-static void demo_hint(struct server *srv)
+static void demo_hint(struct daemon *d)
 {
-	const struct config *cfg = srv->site->cfg;
+	const struct config *cfg = d->site->cfg;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	char host[INET6_ADDRSTRLEN + 2] = "127.0.0.1", a[INET6_ADDRSTRLEN];
 	unsigned port = 0;
 	const char *path = "";
-	DIR *d = opendir(cfg->document_root);
+	DIR *dir = opendir(cfg->document_root);
 	struct dirent *e;
 
-	if (getsockname(evconnlistener_get_fd(srv->listeners[0]), (struct sockaddr *)&ss, &sl) == 0) {
+	if (getsockname(server_listener_fd(d->workers[0], 0), (struct sockaddr *)&ss, &sl) == 0) {
 		if (ss.ss_family == AF_INET6) {
 			const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
 			inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
@@ -116,7 +120,7 @@ static void demo_hint(struct server *srv)
 	}
 	static char found[64];
 	/* index.html or README.md if there, else the first plain file name */
-	while (d != NULL && (e = readdir(d)) != NULL) {
+	while (dir != NULL && (e = readdir(dir)) != NULL) {
 		if (e->d_type == DT_REG && e->d_name[0] != '.' && strlen(e->d_name) < sizeof(found) &&
 		    strspn(e->d_name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
 		    strlen(e->d_name)) {
@@ -132,8 +136,8 @@ static void demo_hint(struct server *srv)
 	       "try:   curl -k https://%s:%u/%s\n"
 	       "stop:  Ctrl-C\n", cfg->document_root, cfg->listen[0].text, host, port, path);
 	fflush(stdout);
-	if (d != NULL)
-		closedir(d);
+	if (dir != NULL)
+		closedir(dir);
 }
 
 /* What the command line asked for, besides the configuration overrides. */
@@ -170,6 +174,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		{ "notsent-lowat", required_argument, NULL, OPT_SETTING },
 		{ "stats-listen", required_argument, NULL, OPT_SETTING },
 		{ "stall-threshold", required_argument, NULL, OPT_SETTING },
+		{ "workers", required_argument, NULL, OPT_SETTING },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct config_overrides *ovp = &a->ov;
@@ -237,16 +242,17 @@ static struct site *load_site(const struct args *a)
 
 /* Tell whoever waits that the server is up: systemd (READY=1), the parent of a detached
  * daemon (ready_fd), and a --demo user (the curl line). */
-static void announce_ready(struct server *srv, const struct config *cfg, int ready_fd)
+static void announce_ready(struct daemon *d, const struct config *cfg, int ready_fd)
 {
 	char st[160];
 
-	log_msg(LOG_LEVEL_NOTICE, "ktlsd %s ready: send mode %s, chunk %zu, mss %d, notsent_lowat %d%s",
-		PACKAGE_VERSION, send_mode_name(cfg->send.mode), cfg->send.chunk,
-		cfg->send.mss, cfg->send.notsent_lowat, cfg->demo ? ", demo" : "");
+	log_msg(LOG_LEVEL_NOTICE, "ktlsd %s ready: %u worker(s), send mode %s, chunk %zu, mss %d, "
+		"notsent_lowat %d%s", PACKAGE_VERSION, d->nworkers, send_mode_name(cfg->send.mode),
+		cfg->send.chunk, cfg->send.mss, cfg->send.notsent_lowat, cfg->demo ? ", demo" : "");
 	if (cfg->demo)
-		demo_hint(srv);
-	snprintf(st, sizeof(st), "serving: send mode %s, kTLS %s", send_mode_name(cfg->send.mode),
+		demo_hint(d);
+	snprintf(st, sizeof(st), "serving: %u worker(s), send mode %s, kTLS %s", d->nworkers,
+		 send_mode_name(cfg->send.mode),
 		 ktls_kernel_available() ? "available" : "unavailable (userspace TLS)");
 	notify_ready(st);
 	if (ready_fd != -1) {
@@ -262,7 +268,7 @@ static void announce_ready(struct server *srv, const struct config *cfg, int rea
 static int serve(struct site *site, struct args *a)
 {
 	struct config *cfg = config_ref(site->cfg);	/* outlives reloads: for the drop */
-	struct server *srv = NULL;
+	struct daemon *d = NULL;
 	char err[512];
 	int ready_fd = -1, rc = 1;
 	bool logs = false;
@@ -288,30 +294,34 @@ static int serve(struct site *site, struct args *a)
 	else
 		log_msg(LOG_LEVEL_WARN, "kTLS: unavailable: %s; every send mode falls back to "
 			"userspace TLS", ktls_kernel_reason());
-	srv = server_new(site, err, sizeof(err));
-	if (srv == NULL || admin_start(srv, err, sizeof(err)) == -1) {
+	d = daemon_new(site, a->file, &a->ov, err, sizeof(err));
+	site_unref(site);
+	if (d == NULL || admin_start(d, err, sizeof(err)) == -1) {
 		log_msg(LOG_LEVEL_ALERT, "%s", err);
 		goto out;
 	}
-	srv->config_file = a->file;
-	srv->overrides = &a->ov;
 	if (process_drop_privileges(cfg) == -1)
 		goto out;
+	/* threads only after the fork: a detached child would have none of them */
 	if (!a->foreground && process_detach(&ready_fd) == -1) {
 		log_msg(LOG_LEVEL_ALERT, "cannot detach: %s", strerror(errno));
 		goto out;
 	}
-	announce_ready(srv, cfg, ready_fd);
+	if (daemon_start(d, err, sizeof(err)) == -1) {
+		log_msg(LOG_LEVEL_ALERT, "%s", err);
+		goto out;
+	}
+	announce_ready(d, cfg, ready_fd);
+	ready_fd = -1;
 	config_unref(cfg);
 	cfg = NULL;
-	rc = server_run(srv);
+	rc = daemon_run(d);
 	log_msg(LOG_LEVEL_NOTICE, "exiting (%llu connections served)",
 		(unsigned long long)stats_counter(CTR_ACCEPTED));
 out:
-	if (srv != NULL) {
-		admin_stop(srv);
-		server_free(srv);
-	}
+	if (ready_fd != -1)
+		close(ready_fd);
+	daemon_free(d);
 	config_unref(cfg);
 	if (logs) {
 		notify_close();
@@ -330,6 +340,11 @@ int main(int argc, char **argv)
 		return statscli_main(argc - 1, argv + 1);
 	if ((rc = parse_args(argc, argv, &a)) != -1)
 		return rc;
+	/* before any event_base: each worker's loop is woken from the main thread */
+	if (evthread_use_pthreads() == -1) {
+		fprintf(stderr, "ktlsd: libevent without thread support\n");
+		return 1;
+	}
 	site = load_site(&a);
 	if (site == NULL)
 		return 1;

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,8 +16,9 @@
 
 const char *response_date_now(void)
 {
-	static char buf[32];
-	static time_t cached = -1;
+	/* per thread: each worker formats its own, no lock on every response */
+	static _Thread_local char buf[32];
+	static _Thread_local time_t cached = -1;
 	time_t now = time(NULL);
 
 	if (now != cached) {
@@ -86,21 +88,26 @@ size_t response_format_head(char *buf, size_t cap, const struct response_head *h
 	return o.overflow ? 0 : o.len;
 }
 
-const char *response_error_body(int status)
-{
-	/* one static page per status, built on first use */
-	static char pages[600][160];
-	char *p;
+/* one static page per status, all built once (pthread_once: workers share them read-only;
+ * building one lazily per status would have two threads write the same page at once) */
+static char pages[600][160];
+static pthread_once_t pages_once = PTHREAD_ONCE_INIT;
 
-	if (status < 100 || status >= 600)
-		status = 500;
-	p = pages[status];
-	if (p[0] == '\0')
-		snprintf(p, sizeof(pages[0]),
+static void build_pages(void)
+{
+	for (int status = 100; status < 600; status++)
+		snprintf(pages[status], sizeof(pages[0]),
 			 "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
 			 "<center><h1>%d %s</h1></center>\r\n<hr><center>ktlsd</center>\r\n</body>\r\n</html>\r\n",
 			 status, http_reason(status), status, http_reason(status));
-	return p;
+}
+
+const char *response_error_body(int status)
+{
+	pthread_once(&pages_once, build_pages);
+	if (status < 100 || status >= 600)
+		status = 500;
+	return pages[status];
 }
 
 /* ---- decisions -------------------------------------------------------- */

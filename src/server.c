@@ -1,6 +1,7 @@
 /* server.c — see server.h. */
 #include "autoconf.h"
 #include "server.h"
+#include "daemon.h"
 #include "site.h"
 #include "stall.h"
 #include "activation.h"
@@ -16,6 +17,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -35,18 +38,71 @@ static void listeners_enable(struct server *srv, bool on)
 			evconnlistener_disable(srv->listeners[i]);
 }
 
+/* max_connections is for the whole process: each worker counts its own connections
+ * (nconns, atomic) and compares the sum over all workers with the limit. The worker whose
+ * accept reaches the limit pauses its listeners (clients wait in the kernel backlog, like
+ * nginx does) and tells the others to check (ev_limit), so they pause too; a close
+ * anywhere below the limit wakes the paused ones the same way. Pausing announces itself
+ * (paused, paused_workers) before it checks the sum again, and a close lowers the sum
+ * before it looks for paused workers: with sequentially consistent atomics one of the
+ * two sees the other, so no worker stays paused below the limit. Workers accepting in
+ * the same instant, before they hear of the limit, can pass it by at most workers - 1. */
+static void pause_accepting(struct server *srv, unsigned max)
+{
+	listeners_enable(srv, false);
+	if (!atomic_exchange(&srv->paused, true)) {
+		atomic_fetch_add(&srv->daemon->paused_workers, 1);
+		log_msg(LOG_LEVEL_WARN, "max_connections (%u) reached; pausing accept%s", max,
+			srv->daemon->nworkers > 1 ? " on this worker" : "");
+	}
+	if (daemon_connections(srv->daemon) < max)
+		daemon_check_limit(srv->daemon, true);
+}
+
+static void pause_at_limit(struct server *srv)
+{
+	unsigned max = srv->site->cfg->max_connections;
+
+	if (daemon_connections(srv->daemon) < max)
+		return;
+	pause_accepting(srv, max);
+	daemon_check_limit(srv->daemon, false);
+}
+
+/* ev_limit: another worker reached the limit, or closed a connection below it. */
+static void on_limit(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	unsigned max = srv->site->cfg->max_connections;
+
+	(void)fd;
+	(void)what;
+	if (srv->stopping)
+		return;
+	if (daemon_connections(srv->daemon) >= max) {
+		pause_accepting(srv, max);
+		return;
+	}
+	if (!atomic_exchange(&srv->paused, false))
+		return;
+	atomic_fetch_sub(&srv->daemon->paused_workers, 1);
+	listeners_enable(srv, true);
+}
+
 /* A connection was freed (the conn_closed hook). */
 static void conn_closed(struct server *srv)
 {
-	srv->nconns--;
+	unsigned left = atomic_fetch_sub(&srv->nconns, 1) - 1;
+
 	stats_count(CTR_CLOSED, 1);
 	if (srv->stopping) {
-		if (srv->nconns == 0)
+		if (left == 0)
 			event_base_loopexit(srv->base, NULL);
 		return;
 	}
-	if (srv->nconns + 1 == srv->site->cfg->max_connections)
-		listeners_enable(srv, true);
+	if (atomic_load(&srv->daemon->paused_workers) > 0 &&
+	    daemon_connections(srv->daemon) < srv->site->cfg->max_connections)
+		daemon_check_limit(srv->daemon, true);
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -65,12 +121,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	if (conn_new(srv, fd, sa, salen, idx < srv->nlisteners ? srv->listener_cfg[idx] : SIZE_MAX)
 	    == NULL)
 		return;
-	if (srv->nconns >= srv->site->cfg->max_connections) {
-		/* at the limit: leave new clients in the kernel backlog, like nginx does */
-		log_msg(LOG_LEVEL_WARN, "max_connections (%u) reached; pausing accept",
-			srv->site->cfg->max_connections);
-		listeners_enable(srv, false);
-	}
+	pause_at_limit(srv);
 }
 
 static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
@@ -79,7 +130,8 @@ static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (!srv->stopping && srv->nconns < srv->site->cfg->max_connections)
+	if (!srv->stopping && !atomic_load(&srv->paused) &&
+	    daemon_connections(srv->daemon) < srv->site->cfg->max_connections)
 		listeners_enable(srv, true);
 }
 
@@ -97,17 +149,37 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 	evtimer_add(srv->ev_accept_retry, &one);
 }
 
-static int bind_one(const struct listen_addr *la, const struct config *cfg, char *err,
+/* Bind and listen on la. reuseport: one of several workers' sockets on the same address
+ * (SO_REUSEPORT); port, if not 0, replaces la's (the port the kernel chose for worker 0
+ * when la says 0). */
+static int bind_one(const struct listen_addr *la, bool reuseport, uint16_t port, char *err,
 		    size_t errlen)
 {
 	int one = 1;
 	int fd = socket(la->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	struct sockaddr_storage ss = la->ss;
 
 	if (fd == -1) {
 		snprintf(err, errlen, "listen %s: socket: %s", la->text, strerror(errno));
 		return -1;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* Each worker has a socket of its own on the address, and the kernel spreads new
+	 * connections over them by a hash of the 4-tuple (SO_REUSEPORT), rather than all
+	 * workers accepting from one shared socket: with a shared socket the worker whose
+	 * loop is least busy wins every accept race and takes most connections, while
+	 * reuseport spreads them evenly (measured with nginx: `listen ... reuseport` gave
+	 * the even split and the throughput). */
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1) {
+		snprintf(err, errlen, "listen %s: SO_REUSEPORT: %s", la->text, strerror(errno));
+		goto fail;
+	}
+	if (port != 0) {
+		if (ss.ss_family == AF_INET6)
+			((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
+		else
+			((struct sockaddr_in *)&ss)->sin_port = htons(port);
+	}
 	if (la->ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	/* Set on the listener so every accepted socket inherits it before its SYN-ACK:
@@ -118,7 +190,7 @@ static int bind_one(const struct listen_addr *la, const struct config *cfg, char
 			 strerror(errno));
 		goto fail;
 	}
-	if (bind(fd, (const struct sockaddr *)&la->ss, la->len) == -1) {
+	if (bind(fd, (const struct sockaddr *)&ss, la->len) == -1) {
 		snprintf(err, errlen, "listen %s: bind: %s", la->text, strerror(errno));
 		goto fail;
 	}
@@ -142,6 +214,18 @@ static void log_bound(const char *text, int fd)
 	log_msg(LOG_LEVEL_NOTICE, "listening on %s (bound %s)", text, hp);
 }
 
+/* The port fd is bound to (host order), 0 if unknown. */
+static uint16_t bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == -1)
+		return 0;
+	return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+		     ((struct sockaddr_in *)&ss)->sin_port);
+}
+
 static int add_listener(struct server *srv, int fd, size_t cfg_index, const char *text,
 			char *err, size_t errlen)
 {
@@ -157,7 +241,8 @@ static int add_listener(struct server *srv, int fd, size_t cfg_index, const char
 	srv->listeners[srv->nlisteners] = l;
 	srv->listener_cfg[srv->nlisteners] = cfg_index;
 	srv->nlisteners++;
-	log_bound(text, fd);
+	if (srv->worker == 0)	/* once per address, not once per worker */
+		log_bound(text, fd);
 	return 0;
 }
 
@@ -189,30 +274,38 @@ static int use_inherited(struct server *srv, const struct inherited_listener *in
 {
 	const struct config *cfg = srv->site->cfg;
 
+	/* systemd passed one socket per address: every worker listens on it (no
+	 * SO_REUSEPORT group to spread connections; the workers' accepts race on the
+	 * non-blocking socket, and the loser gets EAGAIN). Each worker has its own dup() of
+	 * it, so each closes its own descriptor when it stops; the daemon closes the
+	 * originals once every worker has its copy. */
 	for (int i = 0; i < n; i++) {
 		size_t k = match_listen(cfg, &inh[i].ss);
 		const struct send_settings *send = k != SIZE_MAX ? &cfg->listen[k].send : &cfg->send;
 		char text[64];
+		int fd = fcntl(inh[i].fd, F_DUPFD_CLOEXEC, 3);
 
-		net_local(inh[i].fd, text, sizeof(text));
-		if (send->mss > 0 &&
-		    setsockopt(inh[i].fd, IPPROTO_TCP, TCP_MAXSEG, &send->mss, sizeof(send->mss)) == -1)
-			log_msg(LOG_LEVEL_WARN, "socket activation: %s: TCP_MAXSEG %d: %s", text,
-				send->mss, strerror(errno));
-		if (add_listener(srv, inh[i].fd, k, k != SIZE_MAX ? cfg->listen[k].text : text,
-				 err, errlen) == -1) {
-			for (int j = i + 1; j < n; j++)
-				close(inh[j].fd);
+		if (fd == -1) {
+			snprintf(err, errlen, "socket activation: dup: %s", strerror(errno));
 			return -1;
 		}
+		net_local(fd, text, sizeof(text));
+		if (srv->worker == 0 && send->mss > 0 &&
+		    setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &send->mss, sizeof(send->mss)) == -1)
+			log_msg(LOG_LEVEL_WARN, "socket activation: %s: TCP_MAXSEG %d: %s", text,
+				send->mss, strerror(errno));
+		if (add_listener(srv, fd, k, k != SIZE_MAX ? cfg->listen[k].text : text,
+				 err, errlen) == -1)
+			return -1;
 	}
-	log_msg(LOG_LEVEL_NOTICE, "socket activation: %d listening socket(s) from systemd; "
-		"the configured listen addresses are not bound (those matching a socket lend "
-		"it their send settings)", n);
+	if (srv->worker == 0)
+		log_msg(LOG_LEVEL_NOTICE, "socket activation: %d listening socket(s) from systemd; "
+			"the configured listen addresses are not bound (those matching a socket "
+			"lend it their send settings)", n);
 	return 0;
 }
 
-/* ---- signals, stop, reload -------------------------------------------- */
+/* ---- stop, reload: asked by the main thread (daemon.c) ------------------ */
 
 static void stop_now(evutil_socket_t fd, short what, void *arg)
 {
@@ -221,26 +314,26 @@ static void stop_now(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (srv->nconns > 0)
-		log_msg(LOG_LEVEL_NOTICE, "shutdown timeout: closing %u connection(s)", srv->nconns);
+		log_msg(LOG_LEVEL_NOTICE, "shutdown timeout: closing %u connection(s)%s",
+			(unsigned)srv->nconns, srv->daemon->nworkers > 1 ? " of a worker" : "");
 	while (!TAILQ_EMPTY(&srv->conns))
 		conn_free(TAILQ_FIRST(&srv->conns));
 	event_base_loopexit(srv->base, NULL);
 }
 
-static void server_stop(struct server *srv, int sig)
+/* ev_stop: stop accepting, close idle connections, let responses in flight finish
+ * within timeouts.shutdown; the loop ends with the last connection. */
+static void on_stop(evutil_socket_t fd, short what, void *arg)
 {
+	struct server *srv = arg;
 	struct timeval tv;
 	unsigned ms = srv->site->cfg->timeouts.shutdown;
-	char st[128];
 
+	(void)fd;
+	(void)what;
 	if (srv->stopping)
 		return;
 	srv->stopping = true;
-	log_msg(LOG_LEVEL_NOTICE, "%s received: stopping (%u connection(s), up to %u ms)",
-		strsignal(sig), srv->nconns, ms);
-	snprintf(st, sizeof(st), "stopping: %u connection(s) to finish, up to %u ms", srv->nconns,
-		 ms);
-	notify_stopping(st);
 	for (size_t i = 0; i < srv->nlisteners; i++)
 		evconnlistener_free(srv->listeners[i]);
 	srv->nlisteners = 0;
@@ -277,35 +370,6 @@ static void remap_listeners(struct server *srv, const struct config *o, const st
 	}
 }
 
-/* The certificate new handshakes will present, so a reload can be checked in the log. */
-static void log_certificate(const struct site *site)
-{
-	X509 *x = SSL_CTX_get0_certificate(site->ssl_ctx);
-	char subject[256] = "?", serial[80] = "?", until[64] = "?";
-	BIGNUM *bn;
-	BIO *b;
-
-	if (x == NULL)
-		return;
-	X509_NAME_oneline(X509_get_subject_name(x), subject, sizeof(subject));
-	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
-	if (bn != NULL) {
-		char *hex = BN_bn2hex(bn);
-		if (hex != NULL)
-			snprintf(serial, sizeof(serial), "%s", hex);
-		OPENSSL_free(hex);
-		BN_free(bn);
-	}
-	b = BIO_new(BIO_s_mem());
-	if (b != NULL && ASN1_TIME_print(b, X509_get0_notAfter(x)) == 1) {
-		int n = BIO_read(b, until, sizeof(until) - 1);
-		until[n > 0 ? n : 0] = '\0';
-	}
-	BIO_free(b);
-	log_msg(LOG_LEVEL_NOTICE, "certificate: %s, serial %s, valid until %s%s", subject, serial,
-		until, site->cfg->demo ? " (demo, in memory)" : "");
-}
-
 static void on_fcache_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
@@ -323,7 +387,8 @@ static void fcache_setup(struct server *srv)
 	unsigned ms;
 	struct timeval tv;
 
-	if (fcache_configure(srv->fcache, cfg->file_cache.entries, cfg->file_cache.valid_ms) == -1)
+	if (fcache_configure(srv->fcache, cfg->file_cache.entries, cfg->file_cache.valid_ms,
+			     srv->daemon->nworkers) == -1)
 		log_msg(LOG_LEVEL_ERROR, "open-file cache: out of memory, running without it");
 	ms = fcache_sweep_ms(srv->fcache);
 	tv.tv_sec = ms / 1000;
@@ -331,99 +396,182 @@ static void fcache_setup(struct server *srv)
 	evtimer_add(srv->ev_fcache_sweep, &tv);
 }
 
-/* SIGHUP. Build a complete new site (configuration, certificate and key, document root,
- * mime table) beside the running one; switch only if all of it is good. Connections
- * hold a reference to the site they started with, so responses in flight finish under
- * the old settings and certificate; the old site is freed with its last connection. */
-static void server_reload(struct server *srv)
-{
-	char err[512], st[600], later[160];
-	const char *file = srv->config_file ? srv->config_file : "(command line)";
-	struct config *cfg;
-	struct site *site, *old = srv->site;
-
-	if (srv->stopping) {
-		log_msg(LOG_LEVEL_NOTICE, "SIGHUP while stopping: not reloading");
-		return;
-	}
-	log_msg(LOG_LEVEL_NOTICE, "SIGHUP: reloading %s", file);
-	snprintf(st, sizeof(st), "reloading %s", file);
-	notify_reloading(st);
-	cfg = config_load(srv->config_file, srv->overrides, err, sizeof(err));
-	if (cfg == NULL)
-		goto failed;
-	site = site_new(cfg, err, sizeof(err));
-	config_unref(cfg);
-	if (site == NULL)
-		goto failed;
-	if (log_open(site->cfg->log.error, site->cfg->log.access, err, sizeof(err)) == -1)
-		log_msg(LOG_LEVEL_ERROR, "reload: %s (keeping the old log files)", err);
-	log_set_level((enum log_level)site->cfg->log.level);
-	config_restart_only_changes(old->cfg, site->cfg, later, sizeof(later));
-	remap_listeners(srv, old->cfg, site->cfg);
-	/* accepting was paused at the old limit: a higher one resumes it now */
-	if (srv->nconns >= old->cfg->max_connections && srv->nconns < site->cfg->max_connections)
-		listeners_enable(srv, true);
-	srv->site = site;
-	site_unref(old);
-	fcache_setup(srv);
-	srv->notsent_lowat_sysctl = stall_sysctl_notsent_lowat();
-	log_msg(LOG_LEVEL_NOTICE, "reloaded %s: new connections use the new configuration and "
-		"certificate; %u connection(s) in flight finish with the old one", file, srv->nconns);
-	log_certificate(site);
-	file_warn_if_no_openat2();
-	if (later[0] != '\0')
-		log_msg(LOG_LEVEL_WARN, "reload: changed %s: takes effect only after a restart", later);
-	snprintf(st, sizeof(st), "serving: reloaded %s%s%s", file, later[0] ? "; restart due for " : "",
-		 later);
-	notify_ready(st);
-	return;
-failed:
-	log_msg(LOG_LEVEL_ERROR, "reload failed, keeping the running configuration: %s", err);
-	snprintf(st, sizeof(st), "serving the old configuration: reload failed: %s", err);
-	notify_ready(st);
-}
-
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+/* ev_reload: the main thread built a new site (daemon.c) and left it in pending_site.
+ * Connections hold a reference to the site they started with, so responses in flight
+ * finish under the old settings and certificate; the old site is freed with its last
+ * connection. */
+static void on_reload(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
-	char err[256];
+	struct site *site, *old = srv->site;
 
+	(void)fd;
 	(void)what;
-	switch (sig) {
-	case SIGTERM:
-	case SIGINT:
-	case SIGQUIT:
-		server_stop(srv, (int)sig);
-		break;
-	case SIGHUP:
-		server_reload(srv);
-		break;
-	case SIGUSR1:	/* logrotate: reopen the log files */
-		if (log_open(srv->site->cfg->log.error, srv->site->cfg->log.access, err, sizeof(err)))
-			log_msg(LOG_LEVEL_ERROR, "SIGUSR1: %s", err);
-		else
-			log_msg(LOG_LEVEL_NOTICE, "SIGUSR1: log files reopened");
-		break;
+	pthread_mutex_lock(&srv->daemon->lock);
+	site = srv->pending_site;
+	srv->pending_site = NULL;
+	pthread_mutex_unlock(&srv->daemon->lock);
+	if (site == NULL)
+		return;
+	if (srv->stopping) {
+		site_unref(site);
+		return;
 	}
+	remap_listeners(srv, old->cfg, site->cfg);
+	srv->site = site;
+	site_unref(old);
+	/* accepting was paused at the old limit: a higher one resumes it now */
+	if (atomic_load(&srv->paused))
+		event_active(srv->ev_limit, 0, 0);
+	fcache_setup(srv);
+	srv->notsent_lowat_sysctl = stall_sysctl_notsent_lowat();
+}
+
+/* ev_snapshot: copy this worker's live records for the stats endpoint, on this thread
+ * (conn_record() asks the kernel about the socket; the list changes under any other
+ * thread). The reader waits on the daemon's condition variable. */
+static void on_snapshot(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	struct daemon *d = srv->daemon;
+	unsigned n = srv->nconns;
+	struct conn_record *recs = calloc(n ? n : 1, sizeof(*recs));
+	struct fcache_stats fs;
+	struct conn *c;
+	size_t k = 0;
+
+	(void)fd;
+	(void)what;
+	if (recs != NULL)
+		TAILQ_FOREACH(c, &srv->conns, link)
+			if (k < n)
+				recs[k++] = *conn_record(c);
+	fcache_get_stats(srv->fcache, &fs);
+	pthread_mutex_lock(&d->lock);
+	free(srv->snap.recs);	/* a reader gave up on the last one */
+	srv->snap.recs = recs;
+	srv->snap.nrecs = k;
+	srv->snap.nconns = n;
+	srv->snap.auto_learned_cap = srv->learn.capped;
+	srv->snap.file_cache = fs;
+	srv->snap.answered = srv->snap.asked;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
 }
 
 /* ---- life cycle ------------------------------------------------------- */
 
-struct server *server_new(struct site *site, char *err, size_t errlen)
+/* The loop is running: tell the daemon, which announces readiness once all are. */
+static void on_up(evutil_socket_t fd, short what, void *arg)
 {
-	static const int sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1 };
+	struct server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&srv->daemon->lock);
+	srv->daemon->up++;
+	pthread_cond_broadcast(&srv->daemon->cond);
+	pthread_mutex_unlock(&srv->daemon->lock);
+}
+
+/* Pin the calling worker to the worker-th CPU (modulo their number) of the process's
+ * affinity mask, so that pinning respects a mask systemd or taskset set. */
+static void pin_to_cpu(struct server *srv)
+{
+	cpu_set_t set, one;
+	int n = 0, want;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == -1 || CPU_COUNT(&set) == 0)
+		return;
+	want = (int)(srv->worker % (unsigned)CPU_COUNT(&set));
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		if (!CPU_ISSET(cpu, &set) || n++ != want)
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		if (pthread_setaffinity_np(pthread_self(), sizeof(one), &one) != 0)
+			log_msg(LOG_LEVEL_WARN, "worker %u: cannot pin to CPU %d", srv->worker, cpu);
+		else
+			log_msg(LOG_LEVEL_INFO, "worker %u: pinned to CPU %d", srv->worker, cpu);
+		return;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct server *srv = arg;
+	struct daemon *d = srv->daemon;
+	struct timeval zero = { 0, 0 };
+	char name[16];
+
+	/* "ktlsd-w3" in top -H, ps -L, /proc/PID/task/TID/comm */
+	snprintf(name, sizeof(name), "ktlsd-w%u", srv->worker);
+	pthread_setname_np(pthread_self(), name);
+	stats_thread_use(srv->counters);
+	if (srv->site->cfg->worker_cpu_affinity)
+		pin_to_cpu(srv);
+	event_base_once(srv->base, -1, EV_TIMEOUT, on_up, srv, &zero);
+	event_base_dispatch(srv->base);
+	pthread_mutex_lock(&d->lock);
+	d->done++;
+	pthread_mutex_unlock(&d->lock);
+	event_active(d->ev_worker_done, 0, 0);
+	return NULL;
+}
+
+int server_start(struct server *srv)
+{
+	sigset_t sigs, old;
+	int e;
+
+	/* The main thread's loop handles the signals: the worker starts with them blocked
+	 * (inherited from here, so none can reach it before it runs), and they never
+	 * interrupt a worker's system calls. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGQUIT);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &sigs, &old);
+	e = pthread_create(&srv->thread, NULL, worker_main, srv);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e != 0) {
+		errno = e;
+		return -1;
+	}
+	srv->thread_started = true;
+	return 0;
+}
+
+void server_join(struct server *srv)
+{
+	if (srv->thread_started) {
+		pthread_join(srv->thread, NULL);
+		srv->thread_started = false;
+	}
+}
+
+int server_listener_fd(const struct server *srv, size_t i)
+{
+	return i < srv->nlisteners ? evconnlistener_get_fd(srv->listeners[i]) : -1;
+}
+
+struct server *server_new(struct daemon *d, unsigned worker, struct site *site,
+			  const struct server *first, const struct inherited_listener *inh,
+			  int ninh, char *err, size_t errlen)
+{
 	struct server *srv = calloc(1, sizeof(*srv));
 	const struct config *cfg = site->cfg;
-	struct inherited_listener inh[CONFIG_MAX_LISTEN];
-	int ninh;
 
 	if (srv == NULL) {
-		site_unref(site);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	srv->site = site;
+	srv->daemon = d;
+	srv->worker = worker;
+	srv->conn_ids = &d->conn_ids;
+	srv->site = site_ref(site);
 	srv->notsent_lowat_sysctl = stall_sysctl_notsent_lowat();
 	TAILQ_INIT(&srv->conns);
 	srv->conn_closed = conn_closed;
@@ -432,69 +580,62 @@ struct server *server_new(struct site *site, char *err, size_t errlen)
 		snprintf(err, errlen, "event_base_new failed");
 		goto fail;
 	}
-	ninh = activation_listeners(inh, KTLSD_ARRAY_LEN(inh), err, errlen);
-	if (ninh < 0 || (ninh > 0 && use_inherited(srv, inh, ninh, err, errlen) == -1))
+	if (ninh > 0 && use_inherited(srv, inh, ninh, err, errlen) == -1)
 		goto fail;
 	for (size_t i = 0; ninh == 0 && i < cfg->nlisten; i++) {
-		int fd = bind_one(&cfg->listen[i], cfg, err, errlen);
+		uint16_t port = first != NULL && i < first->nlisteners ?
+				bound_port(evconnlistener_get_fd(first->listeners[i])) : 0;
+		int fd = bind_one(&cfg->listen[i], d->nworkers > 1, port, err, errlen);
 		if (fd == -1 || add_listener(srv, fd, i, cfg->listen[i].text, err, errlen) == -1)
 			goto fail;
 	}
-	for (size_t i = 0; i < KTLSD_ARRAY_LEN(sigs); i++) {
-		srv->ev_signals[i] = evsignal_new(srv->base, sigs[i], on_signal, srv);
-		evsignal_add(srv->ev_signals[i], NULL);
-	}
 	srv->ev_stop_timer = evtimer_new(srv->base, stop_now, srv);
 	srv->ev_accept_retry = evtimer_new(srv->base, on_accept_retry, srv);
+	srv->ev_stop = event_new(srv->base, -1, 0, on_stop, srv);
+	srv->ev_reload = event_new(srv->base, -1, 0, on_reload, srv);
+	srv->ev_snapshot = event_new(srv->base, -1, 0, on_snapshot, srv);
+	srv->ev_limit = event_new(srv->base, -1, 0, on_limit, srv);
 	srv->fcache = fcache_new();
 	srv->ev_fcache_sweep = event_new(srv->base, -1, EV_PERSIST, on_fcache_sweep, srv);
-	if (srv->fcache == NULL || srv->ev_fcache_sweep == NULL) {
+	srv->counters = stats_block_new();
+	if (srv->ev_stop_timer == NULL || srv->ev_accept_retry == NULL || srv->ev_stop == NULL ||
+	    srv->ev_reload == NULL || srv->ev_snapshot == NULL || srv->ev_limit == NULL ||
+	    srv->fcache == NULL || srv->ev_fcache_sweep == NULL || srv->counters == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
 	fcache_setup(srv);
-	stats_configure(cfg->stats.enabled ? cfg->stats.recent : 0);
-	log_certificate(site);
-	file_warn_if_no_openat2();
 	return srv;
 fail:
 	server_free(srv);
 	return NULL;
 }
 
-int server_run(struct server *srv)
-{
-	event_base_dispatch(srv->base);
-	return srv->exit_code;
-}
-
 void server_free(struct server *srv)
 {
+	struct event *evs[7];
+
 	if (srv == NULL)
 		return;
 	while (!TAILQ_EMPTY(&srv->conns))
 		conn_free(TAILQ_FIRST(&srv->conns));
-	stats_free();
 	for (size_t i = 0; i < srv->nlisteners; i++)
 		evconnlistener_free(srv->listeners[i]);
-	for (size_t i = 0; i < KTLSD_ARRAY_LEN(srv->ev_signals); i++)
-		if (srv->ev_signals[i] != NULL) {
-			/* libevent gives the signal its default action back, which for SIGTERM
-			 * is death: a second SIGTERM while the process only exits (systemd, an
-			 * operator) must not turn a clean stop into a kill */
-			int sig = event_get_signal(srv->ev_signals[i]);
-			event_free(srv->ev_signals[i]);
-			signal(sig, SIG_IGN);
-		}
-	if (srv->ev_stop_timer != NULL)
-		event_free(srv->ev_stop_timer);
-	if (srv->ev_accept_retry != NULL)
-		event_free(srv->ev_accept_retry);
-	if (srv->ev_fcache_sweep != NULL)
-		event_free(srv->ev_fcache_sweep);
+	evs[0] = srv->ev_stop_timer;
+	evs[1] = srv->ev_accept_retry;
+	evs[2] = srv->ev_fcache_sweep;
+	evs[3] = srv->ev_stop;
+	evs[4] = srv->ev_reload;
+	evs[5] = srv->ev_snapshot;
+	evs[6] = srv->ev_limit;
+	for (size_t i = 0; i < KTLSD_ARRAY_LEN(evs); i++)
+		if (evs[i] != NULL)
+			event_free(evs[i]);
 	fcache_free(srv->fcache);
 	if (srv->base != NULL)
 		event_base_free(srv->base);
+	site_unref(srv->pending_site);
+	free(srv->snap.recs);
 	site_unref(srv->site);
 	free(srv);
 }

@@ -14,7 +14,8 @@
 
 struct site *site_new(struct config *cfg, char *err, size_t errlen)
 {
-	static uint64_t generation;
+	/* reloads run on the main thread only; atomic all the same, so that nothing relies on it */
+	static _Atomic uint64_t generation;
 	struct site *s = calloc(1, sizeof(*s));
 
 	if (s == NULL) {
@@ -22,7 +23,7 @@ struct site *site_new(struct config *cfg, char *err, size_t errlen)
 		return NULL;
 	}
 	s->refs = 1;
-	s->gen = ++generation;
+	s->gen = atomic_fetch_add_explicit(&generation, 1, memory_order_relaxed) + 1;
 	s->cfg = config_ref(cfg);
 	s->rootfd = file_open_root(cfg->document_root);
 	if (s->rootfd == -1) {
@@ -43,13 +44,14 @@ fail:
 
 struct site *site_ref(struct site *s)
 {
-	s->refs++;
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
 	return s;
 }
 
 void site_unref(struct site *s)
 {
-	if (s == NULL || --s->refs > 0)
+	/* acq_rel: whichever worker drops the last reference sees all uses before it */
+	if (s == NULL || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) > 1)
 		return;
 	if (s->rootfd >= 0)
 		close(s->rootfd);

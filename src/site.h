@@ -3,6 +3,7 @@
 #ifndef KTLSD_SITE_H
 #define KTLSD_SITE_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include <openssl/ssl.h>
@@ -13,7 +14,7 @@
 /* Everything built from one configuration snapshot. Connections hold a reference, so a
  * reload never changes the settings under a response in flight. */
 struct site {
-	int refs;
+	atomic_int refs;	/* connections of every worker and the workers hold one */
 	struct config *cfg;
 	SSL_CTX *ssl_ctx;
 	struct mime_table *mime;

@@ -7,21 +7,85 @@
 #include "ktls.h"
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t counters[CTR_MAX];	/* one event loop: no locking */
+/* ---- counters: one block per thread, summed when read ----------------- */
+
+/* Each block is written by its own thread only, so an increment is a relaxed load and a
+ * relaxed store (no locked instruction, no shared cache line between workers); readers sum
+ * the blocks with relaxed loads. A block stays registered until exit, so the sums never
+ * go down (Prometheus counters stay monotonic). */
+struct counter_block {
+	_Atomic uint64_t v[CTR_MAX];
+};
+
+/* the main thread's block, and the one of any thread that did not register one */
+static struct counter_block main_block;
+static struct counter_block *blocks[CONFIG_MAX_WORKERS + 1] = { &main_block };
+static _Atomic size_t nblocks = 1;
+static pthread_mutex_t blocks_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Thread_local struct counter_block *mine;
+
+struct counter_block *stats_block_new(void)
+{
+	struct counter_block *b;
+	size_t n;
+
+	b = calloc(1, sizeof(*b));
+	if (b == NULL)
+		return NULL;
+	pthread_mutex_lock(&blocks_lock);
+	n = atomic_load_explicit(&nblocks, memory_order_relaxed);
+	if (n == KTLSD_ARRAY_LEN(blocks)) {
+		pthread_mutex_unlock(&blocks_lock);
+		free(b);
+		return NULL;
+	}
+	blocks[n] = b;
+	/* release: a reader that sees the new count sees the pointer */
+	atomic_store_explicit(&nblocks, n + 1, memory_order_release);
+	pthread_mutex_unlock(&blocks_lock);
+	return b;
+}
+
+void stats_thread_use(struct counter_block *b)
+{
+	mine = b;
+}
 
 void stats_count(enum counter id, uint64_t n)
 {
-	counters[id] += n;
+	struct counter_block *b = mine != NULL ? mine : &main_block;
+
+	atomic_store_explicit(&b->v[id], atomic_load_explicit(&b->v[id], memory_order_relaxed) + n,
+			      memory_order_relaxed);
 }
 
 uint64_t stats_counter(enum counter id)
 {
-	return counters[id];
+	size_t n = atomic_load_explicit(&nblocks, memory_order_acquire);
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < n; i++)
+		sum += atomic_load_explicit(&blocks[i]->v[id], memory_order_relaxed);
+	return sum;
 }
 
+/* All counters at once, so that one view shows one consistent-enough reading. */
+static void counters_sum(uint64_t out[CTR_MAX])
+{
+	for (int i = 0; i < CTR_MAX; i++)
+		out[i] = stats_counter((enum counter)i);
+}
+
+/* ---- the ring of recent connections: one, behind a mutex --------------- */
+
+/* Workers add to it at every close; a mutex held for one record's copy is cheap next to
+ * the close itself, and one ring keeps /stats/recent newest-first across workers. */
+static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct conn_record *ring;
 static size_t ring_cap, ring_len, ring_next;
 
@@ -31,35 +95,57 @@ void stats_configure(unsigned recent)
 {
 	if (recent != recent_capacity)
 		stats_free();
+	pthread_mutex_lock(&ring_lock);
 	recent_capacity = recent;
+	pthread_mutex_unlock(&ring_lock);
 }
 
 bool stats_keeps_recent(void)
 {
-	return recent_capacity > 0;
+	bool keeps;
+
+	pthread_mutex_lock(&ring_lock);
+	keeps = recent_capacity > 0;
+	pthread_mutex_unlock(&ring_lock);
+	return keeps;
 }
 
 void stats_remember(const struct conn_record *rec)
 {
+	pthread_mutex_lock(&ring_lock);
 	if (ring == NULL && recent_capacity > 0) {
 		ring = calloc(recent_capacity, sizeof(*ring));
 		ring_cap = ring ? recent_capacity : 0;
 	}
-	if (ring_cap == 0)
+	if (ring_cap == 0) {
+		pthread_mutex_unlock(&ring_lock);
 		return;
+	}
 	ring[ring_next] = *rec;
 	ring[ring_next].stalled_now = false;
 	ring[ring_next].stalled_now_ms = 0;
 	ring_next = (ring_next + 1) % ring_cap;
 	if (ring_len < ring_cap)
 		ring_len++;
+	pthread_mutex_unlock(&ring_lock);
 }
 
 void stats_free(void)
 {
+	pthread_mutex_lock(&ring_lock);
 	free(ring);
 	ring = NULL;
 	ring_cap = ring_len = ring_next = 0;
+	pthread_mutex_unlock(&ring_lock);
+}
+
+void stats_free_blocks(void)
+{
+	pthread_mutex_lock(&blocks_lock);
+	for (size_t i = 1; i < atomic_load(&nblocks); i++)
+		free(blocks[i]);
+	atomic_store(&nblocks, 1);
+	pthread_mutex_unlock(&blocks_lock);
 }
 
 
@@ -86,7 +172,7 @@ static void json_record(struct evbuffer *o, const struct conn_record *r, uint64_
 	double secs = (double)(end - r->start_us) / 1e6;
 	uint64_t bytes = r->bytes_head + r->bytes_body;
 
-	evbuffer_add_printf(o, "{\"id\":%" PRIu64 ",\"peer\":", r->id);
+	evbuffer_add_printf(o, "{\"id\":%" PRIu64 ",\"worker\":%u,\"peer\":", r->id, r->worker);
 	json_str(o, r->peer);
 	evbuffer_add_printf(o, ",\"via\":");
 	if (r->via[0])
@@ -145,7 +231,10 @@ static void json_record(struct evbuffer *o, const struct conn_record *r, uint64_
 /* The counters of the table, in JSON: "key":value, a family as "key":{"name":value,...}. */
 static void json_counters(struct evbuffer *o)
 {
+	uint64_t counters[CTR_MAX];
 	bool first = true;
+
+	counters_sum(counters);
 #define ROW(id, key, fam, labels, unit, help)						\
 	evbuffer_add_printf(o, "%s\"%s\":%" PRIu64, first ? "" : ",", key, counters[CTR_##id]);	\
 	first = false;
@@ -177,8 +266,9 @@ void stats_json(const struct stats_view *v, struct evbuffer *o)
 {
 	const struct config *cfg = v->cfg;
 
-	evbuffer_add_printf(o, "{\"version\":\"%s\",\"ktls_kernel\":{\"available\":%s,\"reason\":",
-			    PACKAGE_VERSION, ktls_kernel_available() ? "true" : "false");
+	evbuffer_add_printf(o, "{\"version\":\"%s\",\"workers\":%u,\"workers_answered\":%u,"
+			    "\"ktls_kernel\":{\"available\":%s,\"reason\":", PACKAGE_VERSION, v->workers,
+			    v->workers_answered, ktls_kernel_available() ? "true" : "false");
 	json_str(o, ktls_kernel_reason());
 	evbuffer_add_printf(o, "},\"config\":{\"send_mode\":\"%s\",\"chunk\":%zu,\"mss\":%d,"
 			    "\"notsent_lowat\":%d,\"stall_threshold_ms\":%u},",
@@ -214,6 +304,7 @@ void stats_json(const struct stats_view *v, struct evbuffer *o)
 
 void stats_json_recent(struct evbuffer *o)
 {
+	pthread_mutex_lock(&ring_lock);
 	evbuffer_add_printf(o, "{\"recent\":[");
 	for (size_t i = 0; i < ring_len; i++) {
 		/* newest first */
@@ -223,6 +314,7 @@ void stats_json_recent(struct evbuffer *o)
 		json_record(o, &ring[k], ring[k].end_us);
 	}
 	evbuffer_add_printf(o, "]}\n");
+	pthread_mutex_unlock(&ring_lock);
 }
 
 /* ---- text ----------------------------------------------------------------- */
@@ -230,7 +322,10 @@ void stats_json_recent(struct evbuffer *o)
 /* The counters of the table as "key value" pairs, wrapped; a family on a line of its own. */
 static void text_counters(struct evbuffer *o)
 {
+	uint64_t counters[CTR_MAX];
 	int col = 0;
+
+	counters_sum(counters);
 #define ROW(id, key, fam, labels, unit, help)						\
 	if (col > 72) {									\
 		evbuffer_add(o, "\n", 1);						\
@@ -262,17 +357,23 @@ void stats_text(const struct stats_view *v, struct evbuffer *o)
 			    ktls_kernel_available() ? "" : ktls_kernel_reason());
 	evbuffer_add_printf(o, "connections %u open%s\n", v->nconns,
 			    v->auto_learned_cap ? "; send mode auto starts with its learned lever" : "");
+	evbuffer_add_printf(o, "workers %u", v->workers);
+	if (v->workers_answered < v->workers)
+		evbuffer_add_printf(o, " (%u answered in time: connections shown are theirs)",
+				    v->workers_answered);
+	evbuffer_add(o, "\n", 1);
 	text_counters(o);
 	evbuffer_add_printf(o, "file cache %u of %u files; %" PRIu64 " hits, %" PRIu64 " misses\n\n",
 			    f->entries, f->capacity, f->hits, f->misses);
-	evbuffer_add_printf(o, "%6s %-22s %-12s %-9s %-9s %9s %8s %6s %8s %s\n", "id", "peer", "state",
-			    "sender", "tls_tx", "MiB", "MiB/s", "stalls", "stall_ms", "cause");
+	evbuffer_add_printf(o, "%6s %6s %-22s %-12s %-9s %-9s %9s %8s %6s %8s %s\n", "id", "worker",
+			    "peer", "state", "sender", "tls_tx", "MiB", "MiB/s", "stalls", "stall_ms",
+			    "cause");
 	for (size_t i = 0; i < v->nlive; i++) {
 		const struct conn_record *r = v->live[i];
 		double secs = (double)(now - r->start_us) / 1e6;
 		double mib = (double)(r->bytes_head + r->bytes_body) / (1 << 20);
-		evbuffer_add_printf(o, "%6" PRIu64 " %-22s %-12s %-9s %-9s %9.1f %8.2f %6u %8" PRIu64
-				    " %s%s\n", r->id, r->peer, r->state, r->sender,
+		evbuffer_add_printf(o, "%6" PRIu64 " %6u %-22s %-12s %-9s %-9s %9.1f %8.2f %6u %8" PRIu64
+				    " %s%s\n", r->id, r->worker, r->peer, r->state, r->sender,
 				    r->ktls_tx ? "kernel" : "userspace", mib, secs > 0 ? mib / secs : 0.0,
 				    r->stalls, r->stall_ms_total + r->stalled_now_ms,
 				    r->stalls ? stall_cause_name(r->last_cause) : "-",
@@ -290,7 +391,10 @@ static void prom_head(struct evbuffer *o, const char *name, const char *type, co
 /* The counters of the table; rows of one family (consecutive) share its HELP/TYPE. */
 static void prom_counters(struct evbuffer *o)
 {
+	uint64_t counters[CTR_MAX];
 	const char *last = "";
+
+	counters_sum(counters);
 #define ROW(id, key, fam, labels, unit, help)						\
 	if (strcmp(last, fam) != 0)							\
 		prom_head(o, fam, "counter", help);					\
@@ -324,6 +428,8 @@ void stats_prometheus(const struct stats_view *v, struct evbuffer *o)
 
 	for (size_t i = 0; i < v->nlive; i++)
 		stalled_now += v->live[i]->stalled_now;
+	prom_head(o, "ktlsd_workers", "gauge", "Event loops (threads) serving connections.");
+	evbuffer_add_printf(o, "ktlsd_workers %u\n", v->workers);
 	prom_head(o, "ktlsd_connections", "gauge", "Open client connections.");
 	evbuffer_add_printf(o, "ktlsd_connections %u\n", v->nconns);
 	prom_head(o, "ktlsd_connections_stalled", "gauge", "Connections in a stall right now.");

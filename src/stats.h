@@ -16,8 +16,11 @@
 
 /* The per-connection record: everything /stats and the access log show. Plain data, so
  * a closed connection's record is copied into the recent ring as it is. */
+struct counter_block;
+
 struct conn_record {
-	uint64_t id;
+	uint64_t id;			/* unique in the process, across workers */
+	unsigned worker;		/* the worker (event loop) serving it, 0..workers-1 */
 	char peer[64];			/* the client: from the PROXY header on a proxy listener */
 	char via[64];			/* the balancer that sent that header, "" if none */
 	char listener[64];
@@ -48,11 +51,24 @@ struct conn_record {
 	char arm[32];			/* experiment arm, "" if none (CONFIG_ARM_NAME_MAX) */
 };
 
-/* Count n more of a server-wide counter (counters.h). */
+/* A new block of counters for one worker thread, registered (its counts are in every sum
+ * from now on, until exit). Main thread. NULL: no memory, or more than
+ * CONFIG_MAX_WORKERS blocks. */
+struct counter_block *stats_block_new(void);
+
+/* The calling thread counts into b from now on (a worker, first thing on its thread), so
+ * that stats_count() touches no other thread's memory. A thread that never calls this
+ * counts into the main thread's block: only the main thread may. */
+void stats_thread_use(struct counter_block *b);
+
+/* Count n more of a server-wide counter (counters.h), in the calling thread's block. */
 void stats_count(enum counter id, uint64_t n);
 
-/* A counter's value now. */
+/* A counter's value now: the sum over every thread's block (each read atomically). */
 uint64_t stats_counter(enum counter id);
+
+/* Free the workers' counter blocks (exit, after every worker thread is joined). */
+void stats_free_blocks(void);
 
 /* What a view shows besides the counters, gathered by the caller (admin.c) from the
  * server and its connections, so this module needs neither. */
@@ -61,6 +77,8 @@ struct stats_view {
 	unsigned nconns;			/* open connections */
 	const struct conn_record *const *live;	/* their records, fresh (conn_record()) */
 	size_t nlive;
+	unsigned workers;			/* event loops running */
+	unsigned workers_answered;		/* of them, how many sent their records in time */
 	bool auto_learned_cap;			/* send mode auto starts with its lever */
 	struct fcache_stats file_cache;
 };
@@ -71,7 +89,7 @@ void stats_configure(unsigned recent);
 /* Does the ring of recent connections keep anything (stats.recent > 0)? */
 bool stats_keeps_recent(void);
 
-/* Keep rec of a closing connection in the ring of recent ones (bounded). */
+/* Keep rec of a closing connection in the ring of recent ones (bounded). Any thread. */
 void stats_remember(const struct conn_record *rec);
 
 /* Forget the ring (exit). */

@@ -163,6 +163,8 @@ struct sni_table {
 	size_t n;
 };
 
+/* Set by the first tls_ctx_new(), at start on the main thread before any worker runs;
+ * read-only afterwards (handshakes on the workers only read it). */
 static int sni_index = -1;
 
 static void sni_table_free(struct sni_table *t)

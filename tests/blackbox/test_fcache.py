@@ -19,6 +19,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ktlsd_test import Daemon, run_tests, test, wait_until  # noqa: E402
 
+# The cache is per worker: these tests are about what one cache does (its capacity, when
+# one entry expires), so they run one worker; test_workers.py runs the cache with two.
+ONE = "workers = 1;\n"
 SETTLE = 0.25   # > FCACHE_RECHECK_MS (0.1 s) + the coarse clock's tick
 
 
@@ -38,7 +41,7 @@ def metrics(d):
 
 @test
 def repeated_requests_are_hits_and_entries_expire():
-    with Daemon(stats=True, conf_extra="file_cache = { entries = 64; valid = 0.5; };\n") as d:
+    with Daemon(stats=True, conf_extra=ONE + "file_cache = { entries = 64; valid = 0.5; };\n") as d:
         d.put("a.txt", "alpha\n")
         d.put("dir/index.html", "index\n")
         c = d.conn()
@@ -68,7 +71,7 @@ def repeated_requests_are_hits_and_entries_expire():
 @test
 def changed_files_are_seen_within_a_tenth_of_a_second():
     # entries trusted for 30 s: only the per-entry fstat() check can notice these
-    with Daemon(stats=True, conf_extra="file_cache = { valid = 30; };\n") as d:
+    with Daemon(stats=True, conf_extra=ONE + "file_cache = { valid = 30; };\n") as d:
         path = d.put("f.txt", "version one\n")
         c = d.conn()
 
@@ -134,7 +137,7 @@ def link_two_files(d):
 
 @test
 def a_swapped_symlink_is_seen_after_valid():
-    with Daemon(stats=True, conf_extra="file_cache = { valid = 0.4; };\n") as d:
+    with Daemon(stats=True, conf_extra=ONE + "file_cache = { valid = 0.4; };\n") as d:
         swap = link_two_files(d)
         assert d.get("/cur").body == b"one\n"
         swap()
@@ -149,7 +152,7 @@ def a_swapped_symlink_is_seen_after_valid():
 
 @test
 def entries_0_turns_the_cache_off():
-    with Daemon(stats=True, conf_extra="file_cache = { entries = 0; };\n") as d:
+    with Daemon(stats=True, conf_extra=ONE + "file_cache = { entries = 0; };\n") as d:
         swap = link_two_files(d)
         c = d.conn()
         assert c.request("GET", "/cur").body == b"one\n"
@@ -170,7 +173,7 @@ def without_the_cache_heads_304s_and_empty_files_are_answered_cleanly():
     # Uncached, the request's reference is the file's last one: a response head that
     # still pointed into the file (its ETag) after the file was let go was a
     # heap-use-after-free (ASan) in exactly these answers without a body.
-    with Daemon(conf_extra="file_cache = { entries = 0; };\n") as d:
+    with Daemon(conf_extra=ONE + "file_cache = { entries = 0; };\n") as d:
         d.put("a.txt", "alpha\n")
         d.put("empty.txt", "")
         c = d.conn()
@@ -195,7 +198,7 @@ def without_the_cache_heads_304s_and_empty_files_are_answered_cleanly():
 
 @test
 def no_more_entries_than_configured_nor_than_a_quarter_of_nofile():
-    with Daemon(stats=True, conf_extra="file_cache = { entries = 3; valid = 30; };\n") as d:
+    with Daemon(stats=True, conf_extra=ONE + "file_cache = { entries = 3; valid = 30; };\n") as d:
         for i in range(10):
             d.put("f%d.txt" % i, "file %d\n" % i)
         c = d.conn()
@@ -207,14 +210,14 @@ def no_more_entries_than_configured_nor_than_a_quarter_of_nofile():
         assert s["entries"] == 3 and s["evicted"] == 7 and s["misses"] == 10, s
         # 3 cached descriptors beyond the baseline, no more
         wait_until(lambda: d.fd_count() == d.fd_baseline + 3, 5, what="3 cached fds")
-    with Daemon(stats=True, conf_extra="limits = { nofile = 64; };\n"
+    with Daemon(stats=True, conf_extra=ONE + "limits = { nofile = 64; };\n"
                 "file_cache = { entries = 1000; };\n") as d:
         assert fc(d)["capacity"] == 16, fc(d)
 
 
 @test
 def a_reload_empties_the_cache():
-    with Daemon(stats=True, conf_extra="file_cache = { valid = 30; };\n") as d:
+    with Daemon(stats=True, conf_extra=ONE + "file_cache = { valid = 30; };\n") as d:
         d.put("a.txt", "old root\n")
         assert d.get("/a.txt").body == b"old root\n"
         assert fc(d)["entries"] == 1
