@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -808,54 +807,6 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 
 /* ---- life cycle ------------------------------------------------------- */
 
-/* Out of file descriptors. Without a reserve, the last free fds go to new connections and
- * every connection already held then fails to open its file (503) or splice pipe: the
- * clients being served suffer for the ones arriving. The kernel hands out the lowest free
- * number, so an accepted fd within `reserve` of RLIMIT_NOFILE means at most `reserve` fds
- * are left: such a connection is closed at once (no TLS, no response; like nginx when
- * worker_connections run out) and the reserve stays for the responses in flight. Refusing
- * costs one accept() per client, so there is no busy loop; logged at most once a second. */
-#define FD_RESERVE_MIN 8
-#define FD_RESERVE_MAX 256
-
-static bool fd_reserve_reached(int fd, unsigned long long *limit)
-{
-	struct rlimit rl;
-	rlim_t reserve;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
-		return false;
-	reserve = rl.rlim_cur / 8;
-	if (reserve < FD_RESERVE_MIN)
-		reserve = FD_RESERVE_MIN;
-	if (reserve > FD_RESERVE_MAX)
-		reserve = FD_RESERVE_MAX;
-	*limit = (unsigned long long)rl.rlim_cur;
-	return (rlim_t)fd + reserve >= rl.rlim_cur;
-}
-
-static void refuse_out_of_fds(int fd, const struct sockaddr *sa, unsigned long long limit)
-{
-	static _Thread_local time_t last_log;	/* per worker thread, like proxy_reject() */
-	static _Thread_local unsigned long long refused;
-	char peer[64];
-	char buf[512];
-	time_t now = time(NULL);
-
-	refused++;
-	if (now != last_log) {
-		net_format(sa, peer, sizeof(peer), NULL, 0);
-		log_msg(LOG_LEVEL_WARN, "out of file descriptors (fd %d, limit %llu): closing new "
-			"connections, keeping the rest for responses in flight (%llu refused so far, "
-			"last from %s)", fd, limit, refused, peer);
-		last_log = now;
-	}
-	/* drop a ClientHello already here so that the close is a FIN rather than an RST */
-	while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
-		;
-	close(fd);
-}
-
 /* The listener's socket options on the accepted socket (before the stall detector
  * reads TCP_NOTSENT_LOWAT back). */
 static void set_socket_options(struct conn *c)
@@ -903,17 +854,10 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 	const struct listen_addr *la = listener_entry(srv->site->cfg, listener);
 	enum conn_state first = la != NULL && la->proxy ? CONN_PROXY_HEADER : CONN_HANDSHAKE;
 	struct conn *c;
-	unsigned long long limit;
 
 	(void)salen;
 	if (refuse_untrusted(srv, la, fd, sa))
 		return NULL;
-	if (fd_reserve_reached(fd, &limit)) {
-		refuse_out_of_fds(fd, sa, limit);
-		/* the cached files are the descriptors that can go: the next client may fit */
-		fcache_flush(srv->fcache);
-		return NULL;
-	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		log_msg(LOG_LEVEL_ERROR, "out of memory for a new connection");

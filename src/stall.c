@@ -287,6 +287,7 @@ void stall_note_writable(struct conn *c)
 				stall_cause_name(STALL_PERSIST_CRAWL), c->rec.sender,
 				c->stall.crawl_snap.snd_mss, c->stall.crawl_snap.notsent,
 				c->stall.crawl_snap.unacked, c->stall.crawl_snap.snd_wnd);
+			c->stall.report(c, STALL_EV_BEGIN, STALL_PERSIST_CRAWL, 0);
 		}
 	}
 	c->stall.wait_began_us = 0;

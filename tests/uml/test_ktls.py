@@ -289,6 +289,10 @@ def lowat_16384_does_what_this_kernel_does_in_each_sender():
                                  d.log()), d.log()
             assert re.search(r" mode=%s tls_tx=kernel mss=\d+ stalls=[1-9]" % mode,
                              d.access_log()), d.access_log()
+            # the server-wide counters saw it too, under the record's cause (a crawl once
+            # went uncounted there while the record had it)
+            totals = d.stats()["totals"]
+            assert totals["stalls"][ls["cause"]] >= 1, (cell, totals)
 
 
 @test
