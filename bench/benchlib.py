@@ -305,13 +305,16 @@ class Ktlsd(Server):
     name = "ktlsd"
 
     def __init__(self, binary, *a, send_mode="sendfile", chunk=None, name=None, lowat=None,
-                 **kw):
+                 workers=1, **kw):
         if name:
             self.name = name        # a second ktlsd with other settings: its own dir
         self.binary = binary
         self.send_mode = send_mode
         self.chunk = chunk          # send.chunk (None: ktlsd's default)
         self.lowat = lowat          # send.notsent_lowat (None: the kernel's default)
+        # event loops: 1 compares one loop with nginx's one worker (ktlsd's default is one
+        # per CPU); "auto" or N to compare more
+        self.workers = workers
         super().__init__(*a, **kw)
 
     def write_config(self, port):
@@ -323,6 +326,8 @@ class Ktlsd(Server):
             'listen = [ "127.0.0.1:%d" ];\n' % port +
             'document_root = "%s";\n' % self.root +
             'max_connections = %d;\n' % self.max_conns +
+            ('workers = "auto";\n' if self.workers == "auto" else
+             'workers = %d;\n' % self.workers) +
             'tls = { certificate = "%s"; private_key = "%s"; ciphersuites = "%s"; };\n'
             % (self.crt, self.key, self.cipher) +
             'log = { error = "%s"; access = "off"; level = "notice"; };\n' % self.errlog +
