@@ -30,6 +30,8 @@ struct bench_opts {
 	const char *format;		/* table, json, csv */
 	bool progress;			/* live line on a terminal */
 	const char *ciphersuites;
+	bool new_conns;			/* --new-connections: one request per connection */
+	const char *experiment;		/* --experiment HOST:PORT: ktlsd's stats listener */
 };
 
 struct bench_result {
@@ -48,6 +50,10 @@ int bench_parse_url(const char *url, struct bench_opts *o);
 
 /* Run the load described by o; fills r. Returns 0, or -1 if nothing could be measured. */
 int bench_run(const struct bench_opts *o, struct bench_result *r);
+
+/* GET path over plain HTTP/1.0 from hostport ("HOST:PORT", "[V6]:PORT"), 5 s bound per
+ * read: the body (malloc'd, NUL-terminated) of a 200 answer, or NULL with err. */
+char *bench_http_get(const char *hostport, const char *path, char *err, size_t errlen);
 
 /* Print r in o->format ("table", "json", "csv") to stdout. */
 void bench_print(const struct bench_opts *o, const struct bench_result *r);

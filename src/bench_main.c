@@ -34,6 +34,10 @@ static void usage(FILE *f)
 		"                        response of each connection)\n"
 		"      --stall-ms MS     no byte for this long with a response due = a stall (1000)\n"
 		"      --ciphersuites L  TLS 1.3 suites to offer (OpenSSL syntax)\n"
+		"      --new-connections one request per connection (a TLS handshake each)\n"
+		"      --experiment H:P  ktlsd's stats listener: one request per connection, so\n"
+		"                        the server's experiment assigns each an arm; at the end\n"
+		"                        print the server's verdict (/stats/experiment)\n"
 		"      --format F        table (default), json or csv\n"
 		"  -q, --quiet           no live progress line\n"
 		"  -h, --help            this text; --matrix --help for the matrix mode\n"
@@ -157,9 +161,32 @@ void bench_print(const struct bench_opts *o, const struct bench_result *r)
 	}
 }
 
+/* --experiment: the server's own view of the arms after the run, as it prints it (table)
+ * or as a second JSON document (json, csv). -1 (said why) when it cannot be read. */
+static int print_experiment(const struct bench_opts *o)
+{
+	bool json = strcmp(o->format, "table") != 0;
+	char err[256];
+	char *body = bench_http_get(o->experiment, json ? "/stats/experiment" :
+				    "/stats/experiment/text", err, sizeof(err));
+
+	if (body == NULL) {
+		fprintf(stderr, "ktlsd-bench: --experiment %s: %s\n", o->experiment, err);
+		return -1;
+	}
+	if (!json)
+		printf("\nserver's experiment view (%s):\n", o->experiment);
+	fputs(body, stdout);
+	if (body[0] != '\0' && body[strlen(body) - 1] != '\n')
+		putchar('\n');
+	free(body);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	enum { O_VERIFY = 256, O_SHA, O_FILE, O_DISCARD, O_TIMEOUT, O_FORMAT, O_STALL, O_CIPHERS };
+	enum { O_VERIFY = 256, O_SHA, O_FILE, O_DISCARD, O_TIMEOUT, O_FORMAT, O_STALL, O_CIPHERS,
+	       O_NEWCONN, O_EXPERIMENT };
 	static const struct option opts[] = {
 		{ "connections", required_argument, NULL, 'c' },
 		{ "requests", required_argument, NULL, 'n' },
@@ -172,6 +199,8 @@ int main(int argc, char **argv)
 		{ "stall-ms", required_argument, NULL, O_STALL },
 		{ "ciphersuites", required_argument, NULL, O_CIPHERS },
 		{ "format", required_argument, NULL, O_FORMAT },
+		{ "new-connections", no_argument, NULL, O_NEWCONN },
+		{ "experiment", required_argument, NULL, O_EXPERIMENT },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -214,6 +243,8 @@ int main(int argc, char **argv)
 		case O_STALL: o.stall_ms = num("--stall-ms", optarg); break;
 		case O_CIPHERS: o.ciphersuites = optarg; break;
 		case O_FORMAT: o.format = optarg; break;
+		case O_NEWCONN: o.new_conns = true; break;
+		case O_EXPERIMENT: o.experiment = optarg; o.new_conns = true; break;
 		case 'q': quiet = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -242,5 +273,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	bench_print(&o, &r);
+	if (o.experiment != NULL && print_experiment(&o) == -1)
+		return 1;
 	return r.errors == 0 && r.verify_failures == 0 && !r.timed_out && r.requests_ok > 0 ? 0 : 1;
 }

@@ -218,48 +218,6 @@ static int wait_ready(const char *log, pid_t pid, int *port, int *stats_port)
 	return -1;
 }
 
-/* GET path from the plain-HTTP stats listener; returns a malloc'd body or NULL. */
-static char *http_get(int port, const char *path)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct timeval tv = { 5, 0 };
-	char req[256], *buf = NULL;
-	size_t len = 0, cap = 0;
-	ssize_t n;
-
-	if (fd == -1)
-		return NULL;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == -1) {
-		close(fd);
-		return NULL;
-	}
-	snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
-	if (write(fd, req, strlen(req)) < 0) {
-		close(fd);
-		return NULL;
-	}
-	for (;;) {
-		if (len + 4096 + 1 > cap) {
-			char *p = realloc(buf, cap = cap ? cap * 2 : 16384);
-			if (p == NULL)
-				break;
-			buf = p;
-		}
-		n = read(fd, buf + len, 4096);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	if (buf == NULL)
-		return NULL;
-	buf[len] = '\0';
-	return buf;
-}
-
 /* Tiny field reader for the first record of /stats/recent (our own JSON, flat keys). */
 static long json_long(const char *j, const char *key)
 {
@@ -374,9 +332,10 @@ static void run_one(struct matrix *m, struct cell *c, size_t ci, unsigned k)
 	r->client_stalls = br.stalls;
 	r->longest_ms = br.longest_stall_ms;
 	usleep(200000);	/* let the daemon close the connection and file its record */
-	char *j = NULL;
+	char *j = NULL, hp[32], err[160];
+	snprintf(hp, sizeof(hp), "127.0.0.1:%d", sport);
 	if (bench_path_enter(c->path, BENCH_SERVER) == 0)
-		j = http_get(sport, "/stats/recent");
+		j = bench_http_get(hp, "/stats/recent", err, sizeof(err));
 	bench_path_enter(c->path, BENCH_SELF);
 	const char *rec = j ? strstr(j, "\"recent\":[{") : NULL;
 	r->server_stalls = json_long(rec, "stalls");

@@ -252,9 +252,11 @@ static void response_done(struct bconn *c)
 		conn_close(c);
 		return;
 	}
-	if (c->server_closes) {	/* reconnect: close and start over on the same slot */
-		conn_close(c);
+	if (c->server_closes || b->o->new_conns) {
+		/* reconnect: close and start over on the same slot (counted live throughout,
+		 * or the last connection's close would end the run) */
 		b->live++;
+		conn_close(c);
 		c->raw_ok = false;
 		conn_start(c);
 		return;
@@ -684,4 +686,83 @@ int bench_run(const struct bench_opts *o, struct bench_result *r)
 	SSL_CTX_free(b.ctx);
 	freeaddrinfo(b.ai);
 	return 0;
+}
+
+char *bench_http_get(const char *hostport, const char *path, char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+	struct addrinfo *ai = NULL;
+	char host[256], req[1200], *buf = NULL, *body;
+	const char *colon = strrchr(hostport, ':');
+	struct timeval tv = { 5, 0 };
+	size_t len = 0, cap = 0, hl;
+	int fd = -1, rc;
+	ssize_t n;
+
+	hl = colon ? (size_t)(colon - hostport) : 0;
+	if (hostport[0] == '[' && hl >= 2 && hostport[hl - 1] == ']') {	/* [v6]:port */
+		hostport++;
+		hl -= 2;
+	}
+	if (colon == NULL || hl == 0 || hl >= sizeof(host) || colon[1] == '\0') {
+		snprintf(err, errlen, "\"%s\": want HOST:PORT", hostport);
+		return NULL;
+	}
+	memcpy(host, hostport, hl);
+	host[hl] = '\0';
+	if ((rc = getaddrinfo(host, colon + 1, &hints, &ai)) != 0) {
+		snprintf(err, errlen, "%s: %s", host, gai_strerror(rc));
+		return NULL;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == -1 ||
+	    connect(fd, ai->ai_addr, ai->ai_addrlen) == -1) {
+		snprintf(err, errlen, "connect %s:%s: %s", host, colon + 1, strerror(errno));
+		goto fail;
+	}
+	snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, host);
+	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+		snprintf(err, errlen, "write: %s", strerror(errno));
+		goto fail;
+	}
+	for (;;) {
+		if (len + 4096 + 1 > cap) {
+			char *p;
+			if (cap >= (64u << 20)) {	/* a stats answer is far smaller */
+				snprintf(err, errlen, "answer larger than 64 MiB");
+				goto fail;
+			}
+			p = realloc(buf, cap = cap ? cap * 2 : 16384);
+			if (p == NULL) {
+				snprintf(err, errlen, "out of memory");
+				goto fail;
+			}
+			buf = p;
+		}
+		n = read(fd, buf + len, 4096);
+		if (n < 0) {
+			snprintf(err, errlen, "read: %s", strerror(errno));
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	freeaddrinfo(ai);
+	if (buf == NULL || (buf[len] = '\0', strncmp(buf, "HTTP/1.", 7) != 0) ||
+	    strncmp(buf + 8, " 200", 4) != 0 || (body = strstr(buf, "\r\n\r\n")) == NULL) {
+		snprintf(err, errlen, "%s: %.60s", path, buf ? strtok(buf, "\r\n") : "no answer");
+		free(buf);
+		return NULL;
+	}
+	memmove(buf, body + 4, len - (size_t)(body + 4 - buf) + 1);
+	return buf;
+fail:
+	if (fd != -1)
+		close(fd);
+	freeaddrinfo(ai);
+	free(buf);
+	return NULL;
 }

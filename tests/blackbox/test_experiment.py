@@ -188,6 +188,42 @@ def three_arms_balanced_and_counters_add_up_to_the_totals():
 
 
 @test
+def ktlsd_bench_drives_an_experiment_and_prints_the_servers_verdict():
+    # one request per connection, so the rotation gives each arm its share; the verdict is
+    # the server's, fetched from its stats listener after the run
+    bench = os.path.join(os.path.dirname(KTLSD), "ktlsd-bench")
+    with Daemon(stats=True, conf_extra=THREE_ARMS, args=["--workers", "2"]) as d:
+        big = d.put_random("big.bin", MIB + 4096, seed=6)
+        url = "https://127.0.0.1:%d/big.bin" % d.port
+        stats = "127.0.0.1:%d" % d.stats_port
+        p = subprocess.run([bench, url, "-n", "30", "-c", "3", "-q", "--file", big,
+                            "--experiment", stats], capture_output=True, timeout=120)
+        out = p.stdout.decode()
+        assert p.returncode == 0, out + p.stderr.decode()
+        assert "requests     30 ok, 0 errors" in out and "sha256 ok" in out, out
+        view = out.split("server's experiment view (%s):\n" % stats, 1)
+        assert len(view) == 2, out
+        # the "resp" column: the responses each arm served (the daemon's own readiness
+        # probe may add a connection without one)
+        rows = {m.group(1): int(m.group(2)) for m in
+                re.finditer(r"^(sendfile|capped|write) +1 +\d+ +(\d+) ", view[1], re.M)}
+        assert rows == {"sendfile": 10, "capped": 10, "write": 10}, view[1]
+        assert re.search(r"^verdict: not enough data yet", view[1], re.M), view[1]
+        assert sum(a["responses"] for a in experiment(d)["arms"]) == 30
+        # json: the run, then the server's document
+        p = subprocess.run([bench, url, "-n", "3", "-q", "--format", "json", "--experiment",
+                            stats], capture_output=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        docs = p.stdout.decode().strip().split("\n")
+        assert json.loads(docs[0])["requests"] == 3, docs[0]
+        assert [a["responses"] for a in json.loads(docs[1])["arms"]] == [11, 11, 11], docs[1]
+        # a stats listener that is not there: said, and a failed run
+        p = subprocess.run([bench, url, "-n", "1", "-q", "--experiment", "127.0.0.1:1"],
+                           capture_output=True, timeout=60)
+        assert p.returncode == 1 and b"--experiment 127.0.0.1:1: connect" in p.stderr, p
+
+
+@test
 def a_small_sample_is_not_enough_data_in_every_view():
     with Daemon(stats=True, conf_extra=THREE_ARMS) as d:
         d.put_random("big.bin", 2 * MIB, seed=6)
