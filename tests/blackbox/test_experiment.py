@@ -207,7 +207,10 @@ def ktlsd_bench_drives_an_experiment_and_prints_the_servers_verdict():
         # probe may add a connection without one)
         rows = {m.group(1): int(m.group(2)) for m in
                 re.finditer(r"^(sendfile|capped|write) +1 +\d+ +(\d+) ", view[1], re.M)}
-        assert rows == {"sendfile": 10, "capped": 10, "write": 10}, view[1]
+        # two workers take connections in their own order, so the rotation's 1:1:1 holds
+        # to within one (the daemon's readiness probe also takes a turn)
+        assert set(rows) == {"sendfile", "capped", "write"} and sum(rows.values()) == 30, view[1]
+        assert all(9 <= n <= 11 for n in rows.values()), view[1]
         # the server's verdict line, whatever the speeds say; nothing stalled here, so it
         # claims no stall difference
         verdict = re.search(r"^verdict: (.+)$", view[1], re.M)
@@ -219,7 +222,7 @@ def ktlsd_bench_drives_an_experiment_and_prints_the_servers_verdict():
         assert p.returncode == 0, p.stderr
         docs = p.stdout.decode().strip().split("\n")
         assert json.loads(docs[0])["requests"] == 3, docs[0]
-        assert [a["responses"] for a in json.loads(docs[1])["arms"]] == [11, 11, 11], docs[1]
+        assert sum(a["responses"] for a in json.loads(docs[1])["arms"]) == 33, docs[1]
         # a stats listener that is not there: said, and a failed run
         p = subprocess.run([bench, url, "-n", "1", "-q", "--experiment", "127.0.0.1:1"],
                            capture_output=True, timeout=60)
