@@ -517,6 +517,40 @@ def test(fn):
     return fn
 
 
+class PacedDownload:
+    """GET path on conn (a Conn) and read the body at most `rate` bytes/s, so that the
+    response stays in flight while a test reloads or stops the daemon; `got` bytes so far,
+    hashed as they arrive."""
+
+    def __init__(self, conn, path, size, rate):
+        self.c, self.size, self.rate = conn, size, rate
+        conn.send("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path)
+        status, _, headers, _ = conn.read_head()
+        assert status == 200 and int(headers["content-length"]) == size, (status, headers)
+        self.h = hashlib.sha256()
+        self.got = 0
+        self.t0 = time.time()
+        self._take(conn.buf)
+        conn.buf = b""
+
+    def _take(self, chunk):
+        self.h.update(chunk)
+        self.got += len(chunk)
+
+    def read_until(self, upto):
+        """Read on, paced, until upto body bytes have arrived (AssertionError if cut)."""
+        while self.got < upto:
+            chunk = self.c.sock.recv(min(1 << 18, upto - self.got))
+            assert chunk, "download cut at %d of %d bytes" % (self.got, self.size)
+            self._take(chunk)
+            ahead = self.got / self.rate - (time.time() - self.t0)
+            if ahead > 0:
+                time.sleep(ahead)
+
+    def hexdigest(self):
+        return self.h.hexdigest()
+
+
 class Skip(Exception):
     pass
 

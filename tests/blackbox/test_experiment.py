@@ -16,8 +16,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ktlsd_test import (KTLSD, Daemon, client_context, run_tests, sha256_file,  # noqa: E402
-                        test, wait_until)
+from ktlsd_test import (KTLSD, Daemon, PacedDownload, client_context, run_tests,  # noqa: E402
+                        sha256_file, test, wait_until)
 
 MIB = 1024 * 1024
 CAUSES = ("corked-record", "persist-crawl", "zero-window", "congestion", "unknown")
@@ -422,29 +422,8 @@ def reload_changes_the_arms_while_a_download_keeps_its_own():
         want = sha256_file(path)
         d.put("a.txt", "a\n")
         c = d.conn(timeout=10)
-        c.send("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
-        status, _, headers, _ = c.read_head()
-        assert status == 200 and int(headers["content-length"]) == size
-        h = hashlib.sha256()
-        got = 0
-        t0 = time.time()
-
-        def take(chunk):
-            nonlocal got
-            h.update(chunk)
-            got += len(chunk)
-
-        def read_some(upto):
-            while got < upto:
-                chunk = c.sock.recv(min(1 << 18, upto - got))
-                assert chunk, "download cut at %d of %d bytes" % (got, size)
-                take(chunk)
-                ahead = got / rate - (time.time() - t0)
-                if ahead > 0:
-                    time.sleep(ahead)
-        take(c.buf)
-        c.buf = b""
-        read_some(4 * MIB)
+        dl = PacedDownload(c, "/big.bin", size, rate)
+        dl.read_until(4 * MIB)
         live = [r for r in d.stats()["connections"] if r["state"] == "send_body"]
         assert len(live) == 1 and live[0]["arm"] == "old-write" and live[0]["mode"] == "write", live
 
@@ -458,11 +437,11 @@ def reload_changes_the_arms_while_a_download_keeps_its_own():
                              "old-sendfile (weight 1)") == 1, d.log()
         assert d.log().count("experiment: new connections spread over new-capped (weight 1), "
                              "new-write (weight 2)") == 1, d.log()
-        assert got < size / 2, "too fast: the download was not in flight across the reload"
+        assert dl.got < size / 2, "too fast: the download was not in flight across the reload"
         live = [r for r in d.stats()["connections"] if r["state"] == "send_body"]
         assert len(live) == 1 and live[0]["arm"] == "old-write", live
-        read_some(size)
-        assert h.hexdigest() == want, "download across a reload is not byte-exact"
+        dl.read_until(size)
+        assert dl.hexdigest() == want, "download across a reload is not byte-exact"
         c.close()
         wait_until(lambda: d.stats()["totals"]["connections_open"] == 0, 10)
         arms = {a["name"]: a for a in experiment(d)["arms"]}

@@ -30,8 +30,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ktlsd_test import (KTLSD, TOP_SRCDIR, Daemon, Skip, client_context, make_cert,  # noqa: E402
-                        run_tests, sha256_file, tcp_connect, test, wait_until)
+from ktlsd_test import (KTLSD, TOP_SRCDIR, Daemon, PacedDownload, Skip,  # noqa: E402
+                        client_context, make_cert, run_tests, sha256_file, tcp_connect, test,
+                        wait_until)
 
 ENV = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "detect_leaks=1"))
 IS_ROOT = os.geteuid() == 0
@@ -82,29 +83,8 @@ def reload_new_certificate_while_a_download_finishes_byte_exact():
         assert old == serial_of_file(d.crt), (old, serial_of_file(d.crt))
 
         c = d.conn(timeout=10)
-        c.send("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
-        status, _, headers, _ = c.read_head()
-        assert status == 200 and int(headers["content-length"]) == size, (status, headers)
-        h = hashlib.sha256()
-        got = 0
-        t0 = time.time()
-
-        def take(chunk):
-            nonlocal got
-            h.update(chunk)
-            got += len(chunk)
-
-        def read_some(upto):
-            while got < upto:
-                chunk = c.sock.recv(min(1 << 18, upto - got))
-                assert chunk, "download cut at %d of %d bytes" % (got, size)
-                take(chunk)
-                ahead = got / rate - (time.time() - t0)
-                if ahead > 0:
-                    time.sleep(ahead)
-        take(c.buf)
-        c.buf = b""
-        read_some(4 * 1024 * 1024)
+        dl = PacedDownload(c, "/big.bin", size, rate)
+        dl.read_until(4 * 1024 * 1024)
 
         # replace certificate and key in place (as certbot & co. do), then SIGHUP
         newdir = tempfile.mkdtemp(dir=d.tmp)
@@ -118,11 +98,11 @@ def reload_new_certificate_while_a_download_finishes_byte_exact():
         d.wait_log(r"reloaded .*new connections use the new configuration", timeout=10)
         assert re.search(r"certificate: .*serial %s" % new, d.log()), d.log()[-2000:]
         assert peer_serial(d) == new, "new handshakes do not present the new certificate"
-        assert got < size / 2, "too fast: the download was not in flight across the reload"
+        assert dl.got < size / 2, "too fast: the download was not in flight across the reload"
 
         # the download started under the old site finishes, to the byte
-        read_some(size)
-        assert h.hexdigest() == want, "download across a reload is not byte-exact"
+        dl.read_until(size)
+        assert dl.hexdigest() == want, "download across a reload is not byte-exact"
         # and the connection is still good for another request (keep-alive)
         r = c.request("GET", "/big.bin", {"Range": "bytes=0-9"})
         assert r.status == 206 and len(r.body) == 10, r
