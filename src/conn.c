@@ -524,6 +524,7 @@ static enum step do_proxy_header(struct conn *c)
 
 static enum step do_handshake(struct conn *c)
 {
+	char err[128];
 	int ww;
 	enum io_result r = tls_handshake(c->ssl, &ww);
 
@@ -542,7 +543,17 @@ static enum step do_handshake(struct conn *c)
 			c->peer);
 		return STEP_CLOSE;
 	}
-	ktls_inspect(c->ssl, c->fd, c->mode, &c->ktls);
+	if (tlsrec_take(&c->tls, c->ssl, err, sizeof(err)) == -1) {
+		stats_count(CTR_HANDSHAKES_FAILED, 1);
+		log_msg(LOG_LEVEL_ERROR, "conn %llu: %s: after the handshake: %s",
+			(unsigned long long)c->id, c->peer, err);
+		return STEP_CLOSE;
+	}
+	c->rec.cipher = tls_cipher_name(c->ssl);
+	/* everything the connection needs from OpenSSL is in c->tls now: ~14 KiB less */
+	SSL_free(c->ssl);
+	c->ssl = NULL;
+	ktls_start(&c->tls, c->fd, c->mode, &c->ktls);
 	send_set_sender(c, send_pick(c->mode, c->ktls.tx), c->chunk);
 	{
 		struct tcp_snapshot s;
@@ -552,15 +563,14 @@ static enum step do_handshake(struct conn *c)
 	c->rec.ktls_tx = c->ktls.tx;
 	/* rec.offload stays "-" with kTLS too until conn_record() asks (sock_diag) */
 	snprintf(c->rec.tls_reason, sizeof(c->rec.tls_reason), "%s", c->ktls.reason);
-	c->rec.cipher = tls_cipher_name(c->ssl);
 	if (c->ktls.tx)
 		stats_count(CTR_KTLS_TX, 1);
 	else if (c->mode != SEND_MODE_USERSPACE)
 		stats_count(CTR_KTLS_FALLBACK, 1);
 	else
 		stats_count(CTR_KTLS_DISABLED, 1);
-	log_msg(LOG_LEVEL_INFO, "conn %llu: %s: %s %s, tls_tx=%s%s%s%s, sender=%s",
-		(unsigned long long)c->id, c->peer, SSL_get_version(c->ssl), tls_cipher_name(c->ssl),
+	log_msg(LOG_LEVEL_INFO, "conn %llu: %s: TLSv1.3 %s, tls_tx=%s%s%s%s, sender=%s",
+		(unsigned long long)c->id, c->peer, c->rec.cipher,
 		c->ktls.tx ? "kernel" : "userspace", c->ktls.tx ? "" : " (",
 		c->ktls.tx ? "" : c->ktls.reason, c->ktls.tx ? "" : ")", c->sender->name);
 	gettimeofday(&c->t_request, NULL);
@@ -578,7 +588,7 @@ static enum step do_read(struct conn *c)
 	size_t got;
 	struct http_request req;
 	enum io_result r;
-	int status, ww;
+	int status;
 	size_t n;
 
 	if (len > 0) {
@@ -606,14 +616,17 @@ static enum step do_read(struct conn *c)
 		n = 4096;
 	/* Read into the stack, not into reserved evbuffer space: a reservation made before
 	 * an EAGAIN stays allocated (8 KiB) for as long as the connection sits idle. */
-	r = tls_read(c->ssl, rbuf, n, &got, &ww);
+	r = tlsrec_read(&c->tls, c->fd, rbuf, n, &got);
 	if (r == IO_OK) {
 		if (evbuffer_add(c->in, rbuf, got) == -1)
 			return STEP_CLOSE;
 		return STEP_CONTINUE;
 	}
 	if (r == IO_AGAIN)
-		return wait_for(c, ww);
+		return wait_for(c, false);
+	if (r == IO_ERROR)
+		log_msg(LOG_LEVEL_INFO, "conn %llu: %s: TLS: %s; closed", (unsigned long long)c->id,
+			c->peer, c->tls.error != NULL ? c->tls.error : "read error");
 	if (len > 0 && log_get_level() >= LOG_LEVEL_INFO)
 		log_msg(LOG_LEVEL_INFO, "conn %llu: %s: closed with an incomplete request (%zu bytes)",
 			(unsigned long long)c->id, c->peer, len);
@@ -636,9 +649,13 @@ static enum step begin_close(struct conn *c)
 	/* while the socket is still established: once both FINs are exchanged the kernel
 	 * answers sock_diag for the 4-tuple with a time-wait entry, without the ULP info */
 	ask_offload_for_the_record(c);
-	ERR_clear_error();
-	SSL_shutdown(c->ssl);	/* one try: a full socket buffer just means no close_notify */
-	ERR_clear_error();
+	if (c->ssl != NULL) {	/* still in the handshake */
+		ERR_clear_error();
+		SSL_shutdown(c->ssl);	/* one try: a full socket buffer just means none */
+		ERR_clear_error();
+	} else {
+		tlsrec_close_notify(&c->tls, c->fd);
+	}
 	shutdown(c->fd, SHUT_WR);
 	conn_set_state(c, CONN_LINGER);
 	return STEP_CONTINUE;
@@ -683,6 +700,7 @@ static enum step response_done(struct conn *c)
 		return begin_close(c);
 	/* idle: give the output buffer back, keep-alive connections should cost little */
 	response_fini(&c->resp);
+	tlsrec_release(&c->tls);
 	conn_set_state(c, CONN_KEEPALIVE);
 	return STEP_CONTINUE;
 }
@@ -907,7 +925,7 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa, int
 		return NULL;
 	}
 	SSL_set_accept_state(c->ssl);
-	ktls_prepare(c->ssl, c->mode);
+	tlsrec_attach(&c->tls, c->ssl);
 	log_debug("conn %llu: accepted from %s", (unsigned long long)c->id, c->peer);
 	/* libevent times timers from the moment its loop woke; in a long burst of accepts
 	 * that is already stale, and the handshake timeout would fire early. */
@@ -964,6 +982,7 @@ void conn_free(struct conn *c)
 		close(c->pipe[1]);
 	}
 	SSL_free(c->ssl);
+	tlsrec_free(&c->tls);
 	free(c->proxy_buf);
 	close(c->fd);
 	if (c->in != NULL)

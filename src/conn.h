@@ -30,6 +30,7 @@
 #include "experiment.h"
 #include "http.h"
 #include "ktls.h"
+#include "tlsrec.h"
 #include "response.h"
 #include "stall.h"
 #include "stats.h"
@@ -55,7 +56,8 @@ struct conn {
 	struct site *site;		/* snapshot this connection started with (ref held) */
 	const struct config *cfg;	/* == site->cfg */
 	int fd;
-	SSL *ssl;
+	SSL *ssl;			/* the handshake only: freed once tls has the keys */
+	struct tlsrec tls;		/* the records after the handshake (tlsrec.h) */
 	enum conn_state state;
 	/* One persistent, edge-triggered event for both directions, registered once: no
 	 * epoll_ctl() while the connection lives. `waiting` says which edge drives the

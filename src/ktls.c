@@ -2,6 +2,7 @@
 #include "autoconf.h"
 #include "ktls.h"
 #include "log.h"
+#include "tlsrec.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,7 +21,6 @@
 #include <linux/tls.h>
 #endif
 
-#include <openssl/bio.h>
 
 #ifndef TCP_ULP
 #define TCP_ULP 31
@@ -93,14 +93,6 @@ bool ktls_kernel_available(void)
 const char *ktls_kernel_reason(void)
 {
 	return kernel_reason;
-}
-
-void ktls_prepare(SSL *ssl, enum send_mode mode)
-{
-	if (mode != SEND_MODE_USERSPACE && kernel_ok)
-		SSL_set_options(ssl, SSL_OP_ENABLE_KTLS);
-	else
-		SSL_clear_options(ssl, SSL_OP_ENABLE_KTLS);
 }
 
 /* ---- sock_diag: what the kernel says of the ULP (software or device offload) ---- */
@@ -202,28 +194,17 @@ static const char *diag_offload(int fd)
 }
 #endif
 
-void ktls_inspect(SSL *ssl, int fd, enum send_mode mode, struct ktls_state *st)
+void ktls_start(struct tlsrec *r, int fd, enum send_mode mode, struct ktls_state *st)
 {
-	char ulp[16] = "";
-	socklen_t ulen = sizeof(ulp) - 1;
-
-	st->tx = BIO_get_ktls_send(SSL_get_wbio(ssl)) == 1;
-	st->offload = st->tx ? NULL : "-";	/* with kTLS: ktls_offload() asks when needed */
 	st->reason[0] = '\0';
-	if (st->tx)
-		return;
-	if (mode == SEND_MODE_USERSPACE) {
+	st->tx = false;
+	if (mode == SEND_MODE_USERSPACE)
 		snprintf(st->reason, sizeof(st->reason), "disabled by send mode userspace");
-	} else if (!kernel_ok) {
+	else if (!kernel_ok)
 		snprintf(st->reason, sizeof(st->reason), "%.127s", kernel_reason);
-	} else if (getsockopt(fd, IPPROTO_TCP, TCP_ULP, ulp, &ulen) == 0 && strcmp(ulp, "tls") == 0) {
-		/* OpenSSL attached the ULP but TLS_TX failed: the kernel refused the cipher */
-		snprintf(st->reason, sizeof(st->reason), "kernel refused TLS_TX for %s",
-			 SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)));
-	} else {
-		snprintf(st->reason, sizeof(st->reason), "OpenSSL did not engage kTLS for %s",
-			 SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)));
-	}
+	else
+		st->tx = tlsrec_ktls_tx(r, fd, st->reason, sizeof(st->reason)) == 0;
+	st->offload = st->tx ? NULL : "-";	/* with kTLS: ktls_offload() asks when needed */
 }
 
 const char *ktls_offload(struct ktls_state *st, int fd)

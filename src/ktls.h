@@ -1,21 +1,18 @@
 /* ktls.h — kernel TLS: can this kernel do it, did this connection get it, and how.
  *
- * Choice: we let OpenSSL install the keys (SSL_OP_ENABLE_KTLS) instead of calling
- * setsockopt(SOL_TLS, TLS_TX) ourselves. OpenSSL owns the record sequence number, which
- * moves with every post-handshake message (two NewSessionTickets by default) and it
- * already wires the traffic secret → key/iv derivation for all three TLS 1.3 AEADs; doing
- * it by hand duplicates that and gets the sequence wrong the day OpenSSL sends one more
- * ticket. OpenSSL silently falls back to userspace when the kernel refuses, so we never
- * assume: ktls_inspect() checks BIO_get_ktls_send() on every connection and finds the
- * reason when it is off. (OpenSSL 3.0 builds the kernel's crypto_info on its stack in
- * ktls_configure_crypto() and does not cleanse it; our side holds no key copy at all.) */
+ * The keys come from the record layer (tlsrec.h), which takes over from OpenSSL after the
+ * handshake to free its ~14 KiB per connection: it derives the write key from the
+ * traffic secret with OpenSSL's TLS13-KDF, knows the sequence (the records OpenSSL wrote
+ * after its Finished: the session tickets), calls setsockopt(SOL_TLS, TLS_TX) and wipes
+ * the key and its crypto_info copy at once. (Before, OpenSSL's SSL_OP_ENABLE_KTLS did
+ * this and left the crypto_info on its stack uncleansed.) */
 #ifndef KTLSD_KTLS_H
 #define KTLSD_KTLS_H
 
 #include <stdbool.h>
-#include <openssl/ssl.h>
-
 #include "config.h"
+
+struct tlsrec;
 
 /* Probe once at start: a loopback TCP pair and TCP_ULP "tls" on it. */
 void ktls_probe(void);
@@ -25,19 +22,16 @@ void ktls_probe(void);
 bool ktls_kernel_available(void);
 const char *ktls_kernel_reason(void);
 
-/* Before the handshake: ask OpenSSL for kTLS TX when mode wants the kernel and the kernel
- * can. */
-void ktls_prepare(SSL *ssl, enum send_mode mode);
-
 struct ktls_state {
 	bool tx;		/* the kernel encrypts what we write to the fd */
 	const char *offload;	/* ktls_offload()'s answer once asked; NULL before */
 	char reason[128];	/* when !tx: why userspace */
 };
 
-/* After the handshake: what happened on this connection (fd is the socket). Cheap: the
- * offload is left for ktls_offload(). */
-void ktls_inspect(SSL *ssl, int fd, enum send_mode mode, struct ktls_state *st);
+/* After the handshake (r has the keys): hand the write key to the kernel when mode wants
+ * the kernel and the kernel can; st says what happened and, without kTLS, why. Cheap:
+ * the offload is left for ktls_offload(). */
+void ktls_start(struct tlsrec *r, int fd, enum send_mode mode, struct ktls_state *st);
 
 /* How the kernel encrypts this connection: "sw", "hw", "hw-record", "?" (sock_diag could
  * not tell), or "-" without kTLS (or before the handshake). Asking costs a blocking

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "ktls.h"
+#include "tlsrec.h"
 #include "log.h"
 #include "notify.h"
 #include "process.h"
@@ -288,6 +289,11 @@ static int serve(struct site *site, struct args *a)
 		a->foreground = true;
 	}
 	process_set_nofile(cfg);
+	if (tlsrec_global_init() == -1) {
+		log_msg(LOG_LEVEL_ALERT, "OpenSSL has no AES-GCM, ChaCha20-Poly1305 or TLS13-KDF");
+		site_unref(site);
+		goto out;
+	}
 	ktls_probe();
 	if (ktls_kernel_available())
 		log_msg(LOG_LEVEL_NOTICE, "kTLS: available (%s)", ktls_kernel_reason());
@@ -322,6 +328,7 @@ out:
 	if (ready_fd != -1)
 		close(ready_fd);
 	daemon_free(d);
+	tlsrec_global_fini();
 	config_unref(cfg);
 	if (logs) {
 		notify_close();

@@ -26,25 +26,6 @@ void send_set_sender(struct conn *c, const struct body_sender *s, size_t chunk)
 	c->rec.chunk = chunk;
 }
 
-enum io_result io_from_errno(int e)
-{
-	switch (e) {
-	case EAGAIN:
-#if EWOULDBLOCK != EAGAIN
-	case EWOULDBLOCK:
-#endif
-		return IO_AGAIN;
-	case EPIPE:
-	case ECONNRESET:
-	case ENOTCONN:
-	case ETIMEDOUT:
-	case ECONNABORTED:
-		return IO_PEER_GONE;
-	default:
-		return IO_ERROR;
-	}
-}
-
 /* A short read or a 0 from sendfile/splice while the response promised more bytes:
  * the file shrank under us. Nothing correct can follow; close (nginx does the same). */
 static enum io_result truncated(struct conn *c)
@@ -78,9 +59,9 @@ static enum io_result transport_write(struct conn *c, const char *p, size_t len,
 	uint64_t t0 = stall_now_us();
 	ssize_t n;
 
-	if (!c->ktls.tx)
-		return timed(c, t0, tls_write(c->ssl, p, len, sent, want_write));
 	*want_write = 1;
+	if (!c->ktls.tx)
+		return timed(c, t0, tlsrec_write(&c->tls, c->fd, p, len, sent));
 	n = SEND_RETRY(send(c->fd, p, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0)));
 	if (n >= 0) {
 		*sent = (size_t)n;

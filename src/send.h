@@ -33,11 +33,10 @@ const struct body_sender *send_pick(enum send_mode mode, bool ktls_tx);
  * switched_from). The copy buffer follows on the next copying call (see send_copy). */
 void send_set_sender(struct conn *c, const struct body_sender *s, size_t chunk);
 
-/* errno → io_result, the one place where this is decided. EINTR never gets here: an
+/* errno → io_result is io_from_errno() (common.h). EINTR never gets there: an
  * interrupted call is made again (SEND_RETRY), never turned into IO_AGAIN, because the
  * events are edge-triggered — the socket may have been ready all along, and no new edge
  * would come to end the wait. */
-enum io_result io_from_errno(int e);
 
 /* The call expression, made again while it fails with EINTR (glibc's TEMP_FAILURE_RETRY):
  * every system call on the send and close paths goes through it. */

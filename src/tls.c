@@ -3,6 +3,7 @@
 #include "tls.h"
 #include "config.h"
 #include "log.h"
+#include "tlsrec.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -117,6 +118,32 @@ static int load_cert(SSL_CTX *ctx, const char *cert, const char *key, char *err,
 	return 0;
 }
 
+/* Every suite in list (OpenSSL's "A:B:C" syntax) must have a record layer here. */
+static int check_suites(const char *list, char *err, size_t errlen)
+{
+	char name[64];
+
+	err[0] = '\0';
+	for (const char *p = list; *p != '\0';) {
+		size_t n = strcspn(p, ":");
+		if (n > 0 && n < sizeof(name)) {
+			memcpy(name, p, n);
+			name[n] = '\0';
+			if (!tlsrec_suite_supported(name)) {
+				snprintf(err, errlen, "tls.ciphersuites: %s is not supported (ktlsd "
+					 "has TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384 and "
+					 "TLS_CHACHA20_POLY1305_SHA256)", name);
+				return -1;
+			}
+		} else if (n > 0) {
+			snprintf(err, errlen, "tls.ciphersuites: \"%.40s...\" is not a suite name", p);
+			return -1;
+		}
+		p += n + (p[n] == ':');
+	}
+	return 0;
+}
+
 /* A context with everything but the certificate: the same for the default one and each
  * SNI one, because after SSL_set_SSL_CTX() OpenSSL takes callbacks from the new one. */
 static SSL_CTX *ctx_common(const struct config *c, char *err, size_t errlen)
@@ -138,12 +165,17 @@ static SSL_CTX *ctx_common(const struct config *c, char *err, size_t errlen)
 	 * does it); treat it as a normal EOF rather than an error worth logging. */
 	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-	/* Read whole socket buffers, not record header then body: fewer read() calls per
-	 * request. Only the receive side, which stays in OpenSSL (kTLS is TX only here). */
-	SSL_CTX_set_read_ahead(ctx, 1);
-	if (c->tls.ciphersuites != NULL && SSL_CTX_set_ciphersuites(ctx, c->tls.ciphersuites) != 1) {
-		snprintf(err, errlen, "tls.ciphersuites: \"%s\" names no usable TLS 1.3 suite",
-			 c->tls.ciphersuites);
+	/* No read-ahead: when the handshake ends, every byte past the client's Finished must
+	 * still be in the socket, for the record layer that takes over (tlsrec.h). It reads
+	 * ahead itself. */
+	SSL_CTX_set_read_ahead(ctx, 0);
+	tlsrec_ctx_setup(ctx);
+	if (c->tls.ciphersuites != NULL &&
+	    (check_suites(c->tls.ciphersuites, err, errlen) == -1 ||
+	     SSL_CTX_set_ciphersuites(ctx, c->tls.ciphersuites) != 1)) {
+		if (err[0] == '\0')
+			snprintf(err, errlen, "tls.ciphersuites: \"%s\" names no usable TLS 1.3 suite",
+				 c->tls.ciphersuites);
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
@@ -345,26 +377,18 @@ static enum io_result map_ssl(int e, int *want_write, const char *what)
 	}
 }
 
-enum tls_op { TLS_HANDSHAKE, TLS_READ, TLS_WRITE };
-
-/* One handshake step, read or write. A call whose socket read or write a signal
- * interrupted (OpenSSL reports EINTR as "want read/write") is made again at once:
- * the events are edge-triggered, and the socket that was ready all along would bring no
- * new edge to end the wait. errno is cleared before each call, so EINTR is this call's. */
-static enum io_result tls_step(SSL *ssl, enum tls_op op, void *rbuf, const void *wbuf,
-			       size_t len, size_t *n, int *want_write)
+/* One handshake step. A call whose socket read or write a signal interrupted (OpenSSL
+ * reports EINTR as "want read/write") is made again at once: the events are
+ * edge-triggered, and the socket that was ready all along would bring no new edge to end
+ * the wait. errno is cleared before each call, so EINTR is this call's. */
+enum io_result tls_handshake(SSL *ssl, int *want_write)
 {
-	static const char *const what[] = { "TLS handshake", "TLS read", "TLS write" };
 	int r, e;
 
 	do {
 		ERR_clear_error();
 		errno = 0;
-		switch (op) {
-		case TLS_HANDSHAKE: r = SSL_do_handshake(ssl); break;
-		case TLS_READ: r = SSL_read_ex(ssl, rbuf, len, n); break;
-		default: r = SSL_write_ex(ssl, wbuf, len, n); break;
-		}
+		r = SSL_do_handshake(ssl);
 		if (r == 1) {
 			*want_write = 0;
 			return IO_OK;
@@ -372,22 +396,7 @@ static enum io_result tls_step(SSL *ssl, enum tls_op op, void *rbuf, const void 
 		e = SSL_get_error(ssl, r);
 	} while (errno == EINTR && (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ||
 				    e == SSL_ERROR_SYSCALL));
-	return map_ssl(e, want_write, what[op]);
-}
-
-enum io_result tls_handshake(SSL *ssl, int *want_write)
-{
-	return tls_step(ssl, TLS_HANDSHAKE, NULL, NULL, 0, NULL, want_write);
-}
-
-enum io_result tls_read(SSL *ssl, void *buf, size_t len, size_t *n, int *want_write)
-{
-	return tls_step(ssl, TLS_READ, buf, NULL, len, n, want_write);
-}
-
-enum io_result tls_write(SSL *ssl, const void *buf, size_t len, size_t *n, int *want_write)
-{
-	return tls_step(ssl, TLS_WRITE, NULL, buf, len, n, want_write);
+	return map_ssl(e, want_write, "TLS handshake");
 }
 
 const char *tls_cipher_name(const SSL *ssl)

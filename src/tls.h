@@ -1,5 +1,6 @@
-/* tls.h — the OpenSSL side: SSL_CTX (TLS 1.3 only, ALPN http/1.1, certificate), and
- * the userspace TLS read/write steps mapped to enum io_result. */
+/* tls.h — the OpenSSL side: SSL_CTX (TLS 1.3 only, ALPN http/1.1, certificate) and the
+ * handshake step mapped to enum io_result. After the handshake the records are
+ * tlsrec.h's. */
 #ifndef KTLSD_TLS_H
 #define KTLSD_TLS_H
 
@@ -16,14 +17,6 @@ SSL_CTX *tls_ctx_new(const struct config *c, char *err, size_t errlen);
 /* One step of the server handshake on ssl. IO_OK: done. IO_AGAIN: *want_write says which
  * event to wait for. IO_PEER_GONE / IO_ERROR: close (reason logged at info). */
 enum io_result tls_handshake(SSL *ssl, int *want_write);
-
-/* Read up to len bytes of application data. *n is set on IO_OK. IO_PEER_GONE on EOF or
- * close_notify. IO_AGAIN with *want_write set when OpenSSL must write first. */
-enum io_result tls_read(SSL *ssl, void *buf, size_t len, size_t *n, int *want_write);
-
-/* Write with SSL_write_ex (partial writes enabled). Same contract as tls_read. After
- * IO_AGAIN the next call must pass the same bytes again (OpenSSL's retry rule). */
-enum io_result tls_write(SSL *ssl, const void *buf, size_t len, size_t *n, int *want_write);
 
 /* Short names for logs and stats: "TLS_AES_256_GCM_SHA384". */
 const char *tls_cipher_name(const SSL *ssl);
