@@ -522,6 +522,8 @@ static enum step do_proxy_header(struct conn *c)
 	return STEP_CLOSE;
 }
 
+static enum step begin_close(struct conn *c);
+
 static enum step do_handshake(struct conn *c)
 {
 	char err[128];
@@ -541,7 +543,10 @@ static enum step do_handshake(struct conn *c)
 		stats_count(CTR_HANDSHAKES_FAILED, 1);
 		log_msg(LOG_LEVEL_INFO, "conn %llu: %s: TLS handshake failed", (unsigned long long)c->id,
 			c->peer);
-		return STEP_CLOSE;
+		/* OpenSSL reads record by record (no read-ahead, see tls.c): what the client
+		 * sent past the bad record is unread, and a close() now would be an RST that
+		 * may destroy the alert before the client reads it */
+		return r == IO_ERROR ? begin_close(c) : STEP_CLOSE;
 	}
 	if (tlsrec_take(&c->tls, c->ssl, err, sizeof(err)) == -1) {
 		stats_count(CTR_HANDSHAKES_FAILED, 1);

@@ -598,5 +598,37 @@ def bench_matrix_veth_paths_stall_where_this_kernel_does():
     print("   %s: the matrix took %.1f s" % (PROFILE, time.time() - t0))
 
 
+def s_client_script(d, cipher, steps, timeout=60):
+    """Feed `openssl s_client` (interactive: "k"/"K" lines are KeyUpdate commands) the
+    steps, a pause after each, and return its stdout."""
+    script = "; ".join("printf '%s'; sleep 1" % s.replace("\r\n", "\\r\\n") for s in steps)
+    p = subprocess.run(
+        "(%s) | openssl s_client -connect 127.0.0.1:%d -tls1_3 -ciphersuites %s" % (
+            script, d.port, cipher),
+        shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+    return p.stdout.decode("latin-1")     # with stderr: "KEYUPDATE" goes there
+
+
+@test
+def client_key_updates_over_kernel_tls():
+    # The receive side is ktlsd's record layer, the send side the kernel's: a KeyUpdate
+    # the client makes for its own key changes only ktlsd's read key, and the connection
+    # goes on; one that asks for ours (update_requested) cannot be honoured, since these
+    # kernels cannot change a TX key, so the connection is closed with a log line.
+    need_ktls()
+    get = "GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+    for cipher in CIPHERS:
+        with daemon("sendfile", files={"a.txt": "hello\n"}) as d:
+            out = s_client_script(d, cipher, [get, "k\n", get, "k\n", get])
+            assert out.count("HTTP/1.1 200 OK") == 3, (cipher, out[-1500:])
+            assert out.count("KEYUPDATE") == 2, (cipher, out[-1500:])
+            out = s_client_script(d, cipher, [get, "K\n", get])
+            assert out.count("HTTP/1.1 200 OK") == 1, (cipher, out[-1500:])
+            wait_until(lambda: "which kTLS TX cannot do; closed" in d.log(), 10,
+                       what="the log line of the refused key update")
+            recent = d.recent()
+            assert len(recent) == 2 and all(r["tls_tx"] == "kernel" for r in recent), recent
+
+
 if __name__ == "__main__":
     run_tests()
