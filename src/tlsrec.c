@@ -253,11 +253,14 @@ int tlsrec_start(struct tlsrec *r, const char *suite, const uint8_t *read_secret
 
 /* ---- kTLS TX --------------------------------------------------------------------- */
 
+#ifdef HAVE_LINUX_TLS_H
+/* only the kernel's crypto_info wants it: without linux/tls.h it would be unused */
 static void put_be64(uint8_t *p, uint64_t v)
 {
 	for (int i = 0; i < 8; i++)
 		p[i] = (uint8_t)(v >> (56 - 8 * i));
 }
+#endif
 
 int tlsrec_ktls_tx(struct tlsrec *r, int fd, char *why, size_t whylen)
 {
