@@ -456,6 +456,7 @@ static enum io_result fail(struct tlsrec *r, int fd, uint8_t alert, const char *
 		r->error = why;
 	send_own(r, fd, CT_ALERT, a, sizeof(a));
 	r->closed = true;
+	r->failed = true;
 	return IO_ERROR;
 }
 
@@ -540,13 +541,14 @@ static enum io_result one_record(struct tlsrec *r, int fd, size_t clen)
 	r->pos += HDR + (uint32_t)clen;
 	if (open_record(r, rec, clen, &p) == -1)
 		return fail(r, fd, AL_BAD_RECORD_MAC, "bad record MAC");
+	/* §5.4: the whole TLSInnerPlaintext, padding included, is at most 2^14 + 1 */
+	if (p > TLSREC_PLAIN_MAX + 1)
+		return fail(r, fd, AL_RECORD_OVERFLOW, "record plaintext over 2^14 bytes");
 	while (p > 0 && rec[HDR + p - 1] == 0)	/* §5.4: zeros after the content type */
 		p--;
 	if (p == 0)
 		return fail(r, fd, AL_UNEXPECTED_MESSAGE, "a record without content type");
 	type = rec[HDR + --p];
-	if (p > TLSREC_PLAIN_MAX)
-		return fail(r, fd, AL_RECORD_OVERFLOW, "record plaintext over 2^14 bytes");
 	switch (tlsrec_inner(r, type, rec + HDR, p, &alert)) {
 	case 0:
 		r->plain_off = (uint32_t)(rec + HDR - r->in);
@@ -563,8 +565,11 @@ static enum io_result one_record(struct tlsrec *r, int fd, size_t clen)
 
 enum io_result tlsrec_read(struct tlsrec *r, int fd, void *buf, size_t len, size_t *n)
 {
+	*n = 0;
+	if (len == 0)
+		return IO_OK;	/* nothing asked: nothing read, nothing decrypted over */
 	for (;;) {
-		if (r->plain_len > 0 && len > 0) {
+		if (r->plain_len > 0) {
 			size_t k = len < r->plain_len ? len : r->plain_len;
 			memcpy(buf, r->in + r->plain_off, k);
 			r->plain_off += (uint32_t)k;
@@ -573,7 +578,7 @@ enum io_result tlsrec_read(struct tlsrec *r, int fd, void *buf, size_t len, size
 			return IO_OK;
 		}
 		if (r->closed)
-			return r->error != NULL ? IO_ERROR : IO_PEER_GONE;
+			return r->failed ? IO_ERROR : IO_PEER_GONE;
 		size_t avail = r->in_len - r->pos;
 		if (avail >= HDR) {
 			const uint8_t *h = r->in + r->pos;

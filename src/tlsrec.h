@@ -65,7 +65,8 @@ struct tlsrec {
 	uint8_t hs_have;
 	bool update_due;		/* the peer asked for our KeyUpdate: before our next data */
 	bool ktls_tx;			/* the kernel has the write key */
-	bool closed;			/* close_notify or a fatal alert came; read returns gone */
+	bool closed;			/* close_notify or an alert came, or we sent a fatal one */
+	bool failed;			/* ... we did: reads say IO_ERROR, else IO_PEER_GONE */
 	/* during the handshake (the callbacks fill these) */
 	uint8_t have;			/* bit 0: client secret, bit 1: server secret */
 	bool finished_written;
@@ -100,7 +101,8 @@ int tlsrec_take(struct tlsrec *r, SSL *ssl, char *err, size_t errlen);
  * errno and the reason in why otherwise; the connection goes on in userspace. */
 int tlsrec_ktls_tx(struct tlsrec *r, int fd, char *why, size_t whylen);
 
-/* Read up to len bytes of application data from fd (non-blocking). IO_OK with *n > 0;
+/* Read up to len bytes of application data from fd (non-blocking). IO_OK with *n > 0
+ * (with len 0: *n 0, nothing done);
  * IO_AGAIN once the socket said EAGAIN and nothing is buffered; IO_PEER_GONE on EOF,
  * close_notify or an alert from the peer; IO_ERROR on a protocol violation (a fatal alert
  * was sent, r->error says which). Reads ahead: bytes past the record stay buffered, so
