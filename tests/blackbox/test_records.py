@@ -460,6 +460,13 @@ def pipelined_requests_across_records_are_answered_in_order():
             c.send(part)
             time.sleep(0.05)
         assert c.response()[::2] == (200, b"bb\n")
+        # one request per record, the records in one TCP send: when the first response
+        # is done nothing is left in the request buffer, the second record waits
+        # (already read) in the record layer's, and no read edge will come for it
+        c.sock.sendall(c.seal(ra) + c.seal(rbig) + c.seal(rb))
+        assert c.response()[::2] == (200, b"a\n")
+        assert c.response()[::2] == (200, big)
+        assert c.response()[::2] == (200, b"bb\n")
         # three requests over records that split them anywhere, a large body between
         stream = ra + rbig + rb
         cuts = [0, 5, 41, 42, 60, 100, len(stream)]
