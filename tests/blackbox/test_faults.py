@@ -1,24 +1,21 @@
 """Rare outcomes of system and OpenSSL calls, made to happen on demand by a library
 preloaded into the daemon (tests/helpers/fault-inject.so):
 
-  - a signal interrupting a call (EINTR) on a socket read or write, or on the pread() of
-    a copying sender: the call is made again. The daemon's events are edge-triggered, so
-    waiting for readiness instead would wait for an edge that may never come (the socket
-    was ready all along), until the state's timeout;
-  - SSL_write_ex() wanting to read before it can write (SSL_ERROR_WANT_READ): the
-    response waits for the read edge, not for writability;
+  - a signal interrupting a call (EINTR) on a socket read or write (OpenSSL's during the
+    handshake, the record layer's after it: src/tlsrec.c reads and writes the socket
+    itself), or on the pread() of a copying sender: the call is made again. The daemon's
+    events are edge-triggered, so waiting for readiness instead would wait for an edge
+    that may never come (the socket was ready all along), until the state's timeout;
   - out of memory for a configuration string, and an OpenSSL error without a reason
     string: a clear error, never a crash or "(null)".
 """
 import os
-import socket
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ktlsd_test import (KTLSD, SANITIZER_RE, TOP_BUILDDIR, Daemon, Skip,  # noqa: E402
-                        run_tests, test, wait_until)
+                        run_tests, test)
 
 FAULT = os.path.join(TOP_BUILDDIR, "tests", "helpers", "fault-inject.so")
 MODES = ("sendfile", "splice", "write", "userspace", "auto")
@@ -67,57 +64,12 @@ def interrupted_calls_are_made_again_in_every_mode():
             d.stop()    # the library reports at exit
             seen = faults_seen(os.path.join(d.tmp, "faults"))
             assert seen["eintr"] >= 10, (mode, seen)
-
-
-@test
-def ssl_write_wanting_a_read_is_retried_on_the_read_edge():
-    size = 2 * 1024 * 1024 + 3
-    # TCP_NOTSENT_LOWAT 1: the socket is writable only when nothing is unsent, so while
-    # the client does not read, nothing (not even the client's own segments) makes it
-    # writable again: an edge that arrives now is a read edge alone
-    d = Daemon(send_mode="userspace", stats=True, start=False, args=["--notsent-lowat", "1"],
-               timeouts={"send_idle": 30, "header": 30})
-    d.env = fault_env(d.tmp, want_read=1)
-    with d:
-        d.start()
-        big = d.put_random("big.bin", size, seed=32)
-        d.put("small.txt", "small\n")
-        with open(big, "rb") as f:
-            data = f.read()
-        # SSL_write_ex fails on the full socket; the library reports it as wanting a read
-        c = d.conn(timeout=10, sockopts=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
-        c.send("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
-        state = {}
-
-        def settled():
-            conn = d.stats()["connections"][0]
-            calls = conn["send_calls"]
-            if conn["eagain"] >= 1 and state.get("calls") == calls:
-                return calls
-            state["calls"] = calls
-            time.sleep(0.3)
-            return None
-
-        calls = wait_until(settled, 15, what="the response to wait with a full socket")
-        # the bytes OpenSSL "wants": a record from the client, which begins the next
-        # request. The daemon must try SSL_write_ex again at this read edge.
-        c.send("G")
-        wait_until(lambda: d.stats()["connections"][0]["send_calls"] > calls, 3,
-                   what="a send call after the read edge (waited for writability instead?)")
-        c.sock.settimeout(20)
-        status, _, headers, _ = c.read_head()
-        assert status == 200 and headers["content-length"] == str(size), headers
-        while len(c.buf) < size:
-            c._fill()
-        assert c.buf[:size] == data, "body differs"
-        c.buf = c.buf[size:]
-        c.send("ET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
-        r = c.read_response()
-        assert r.status == 200 and r.body == b"small\n", r
-        c.close()
-        d.stop()    # the library reports at exit
-        seen = faults_seen(os.path.join(d.tmp, "faults"))
-        assert seen["want_read"] >= 1, seen
+            # and some of them in the record layer's own read()/write() after the
+            # handshake: the request reads always (there is no kTLS RX), the response
+            # records too when they are sealed in userspace (~400 writes here)
+            assert seen["eintr_records"] >= 1, (mode, seen)
+            if mode == "userspace":
+                assert seen["eintr_records"] >= 50, (mode, seen)
 
 
 def config_test(d, env):

@@ -3,38 +3,38 @@
  *
  *   KTLSD_FAULT_EINTR=N   every Nth read()/write() on a socket and every Nth pread()
  *                         fails with EINTR before doing anything, as if a signal had
- *                         arrived during the call (the counter is shared).
- *   KTLSD_FAULT_WANT_READ=1
- *                         an SSL_write_ex() that failed for a full socket buffer
- *                         (SSL_ERROR_WANT_WRITE) while no byte from the peer is waiting
- *                         reports SSL_ERROR_WANT_READ instead: OpenSSL asking to read
- *                         before it can write. Once the peer's bytes are there, the
- *                         write's real outcome is reported.
+ *                         arrived during the call (the counter is shared). The socket
+ *                         read()/write() calls are OpenSSL's socket BIO during the
+ *                         handshake and the record layer's (src/tlsrec.c) after it;
+ *                         those of the record layer are counted apart.
  *   KTLSD_FAULT_STRDUP=S  strdup(S) fails (NULL, ENOMEM): out of memory for that string.
  *   KTLSD_FAULT_ERR_REASON=null
  *                         ERR_reason_error_string() returns NULL, as it does for an
  *                         error code without a string (or an empty error queue).
- *   KTLSD_FAULT_LOG=FILE  at exit, write "eintr=N want_read=M" (faults injected) there,
- *                         so a test can tell that its faults happened.
+ *   KTLSD_FAULT_LOG=FILE  at exit, write "eintr=N eintr_records=M" (faults injected;
+ *                         M of the N were in socket reads/writes after the handshake,
+ *                         of the record layer) there, so a test can tell that its faults
+ *                         happened where it meant them to.
  *
  * Only calls through the dynamic symbol table are seen (ktlsd's own, OpenSSL's socket
  * BIO); the real functions are found with dlsym(RTLD_NEXT). Under ASan run ktlsd with
  * ASAN_OPTIONS=verify_asan_link_order=0 (this library comes before the runtime). */
+#define _GNU_SOURCE	/* RTLD_NEXT, dl_iterate_phdr */
 #include <dlfcn.h>
+#include <link.h>
+#include <stdint.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
-#include <openssl/ssl.h>
 
-static unsigned long n_eintr, n_want_read;
+static unsigned long n_eintr, n_eintr_records;
 
 __attribute__((destructor)) static void report(void)
 {
@@ -42,7 +42,7 @@ __attribute__((destructor)) static void report(void)
 	FILE *f = path ? fopen(path, "w") : NULL;
 
 	if (f != NULL) {
-		fprintf(f, "eintr=%lu want_read=%lu\n", n_eintr, n_want_read);
+		fprintf(f, "eintr=%lu eintr_records=%lu\n", n_eintr, n_eintr_records);
 		fclose(f);
 	}
 }
@@ -71,13 +71,50 @@ static bool interrupt_now(void)
 	return true;
 }
 
+/* Is addr in the executable's code (ktlsd's own call, not a library's such as OpenSSL's
+ * socket BIO)? The first object dl_iterate_phdr() reports is the executable. */
+static int in_main_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	uintptr_t addr = *(uintptr_t *)arg;
+
+	(void)size;
+	*(uintptr_t *)arg = 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && addr >= lo &&
+		    addr < lo + ph->p_memsz)
+			*(uintptr_t *)arg = 1;
+	}
+	return 1;	/* the first object only */
+}
+
+static bool called_from_main(const void *caller)
+{
+	uintptr_t arg = (uintptr_t)caller;
+
+	dl_iterate_phdr(in_main_cb, &arg);
+	return arg == 1;
+}
+
+/* An EINTR for a socket call of the record layer (src/tlsrec.c): after the handshake
+ * ktlsd reads and writes the socket itself; during it, OpenSSL does. */
+static bool interrupt_socket_call(const void *caller)
+{
+	if (!interrupt_now())
+		return false;
+	if (called_from_main(caller))
+		n_eintr_records++;
+	return true;
+}
+
 ssize_t write(int fd, const void *buf, size_t len)
 {
 	static ssize_t (*real)(int, const void *, size_t);
 
 	if (real == NULL)
 		real = (ssize_t (*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
-	if (is_socket(fd) && interrupt_now())
+	if (is_socket(fd) && interrupt_socket_call(__builtin_return_address(0)))
 		return -1;
 	return real(fd, buf, len);
 }
@@ -88,7 +125,7 @@ ssize_t read(int fd, void *buf, size_t len)
 
 	if (real == NULL)
 		real = (ssize_t (*)(int, void *, size_t))dlsym(RTLD_NEXT, "read");
-	if (is_socket(fd) && interrupt_now())
+	if (is_socket(fd) && interrupt_socket_call(__builtin_return_address(0)))
 		return -1;
 	return real(fd, buf, len);
 }
@@ -128,44 +165,4 @@ const char *ERR_reason_error_string(unsigned long e)
 	if (mode != NULL && strcmp(mode, "null") == 0)
 		return NULL;
 	return real(e);
-}
-
-/* The SSL whose last SSL_write_ex() is to be reported as wanting a read. */
-static const SSL *wants_read;
-
-static int (*real_get_error)(const SSL *, int);
-
-int SSL_get_error(const SSL *ssl, int ret)
-{
-	if (real_get_error == NULL)
-		real_get_error = (int (*)(const SSL *, int))dlsym(RTLD_NEXT, "SSL_get_error");
-	if (ssl == wants_read) {
-		wants_read = NULL;
-		return SSL_ERROR_WANT_READ;
-	}
-	return real_get_error(ssl, ret);
-}
-
-int SSL_write_ex(SSL *ssl, const void *buf, size_t num, size_t *written)
-{
-	static int (*real)(SSL *, const void *, size_t, size_t *);
-	static int on = -1;
-	int r, waiting = 0;
-
-	if (real == NULL)
-		real = (int (*)(SSL *, const void *, size_t, size_t *))dlsym(RTLD_NEXT, "SSL_write_ex");
-	if (on == -1)
-		on = getenv("KTLSD_FAULT_WANT_READ") != NULL;
-	wants_read = NULL;
-	r = real(ssl, buf, num, written);
-	if (on && r != 1) {
-		if (real_get_error == NULL)
-			real_get_error = (int (*)(const SSL *, int))dlsym(RTLD_NEXT, "SSL_get_error");
-		if (real_get_error(ssl, r) == SSL_ERROR_WANT_WRITE &&
-		    ioctl(SSL_get_fd(ssl), FIONREAD, &waiting) == 0 && waiting == 0) {
-			wants_read = ssl;
-			n_want_read++;
-		}
-	}
-	return r;
 }
