@@ -3,6 +3,7 @@
 #include "autoconf.h"
 #include "config.h"
 #include "log.h"
+#include "tlsrec.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -490,6 +491,36 @@ static int load_nofile(struct loader *ld, const config_setting_t *s, void *field
 	return 0;
 }
 
+/* TLS 1.3 suites in OpenSSL's "A:B" syntax, each one the record layer has (tlsrec.h):
+ * checked here, not when OpenSSL takes the list, so the error has its file:line, and an
+ * empty list (OpenSSL accepts it; then every handshake fails) is refused. */
+static int load_ciphersuites(struct loader *ld, const config_setting_t *s, void *field)
+{
+	const char *list = config_setting_get_string(s);
+	char name[64];
+	int n = 0;
+
+	if (list == NULL)
+		return fail_at(ld, s, "%s: must be a string", config_setting_name(s));
+	for (const char *p = list; *p != '\0';) {
+		size_t len = strcspn(p, ":");
+		if (len >= sizeof(name))
+			return fail_at(ld, s, "%s: \"%.40s...\" is not a suite name",
+				       config_setting_name(s), p);
+		memcpy(name, p, len);
+		name[len] = '\0';
+		if (len > 0 && !tlsrec_suite_supported(name))
+			return fail_at(ld, s, "%s: %s is not supported (ktlsd has TLS_AES_128_GCM_SHA256, "
+				       "TLS_AES_256_GCM_SHA384 and TLS_CHACHA20_POLY1305_SHA256)",
+				       config_setting_name(s), name);
+		n += len > 0;
+		p += len + (p[len] == ':');
+	}
+	if (n == 0)
+		return fail_at(ld, s, "%s: names no cipher suite", config_setting_name(s));
+	return read_string(ld, s, field);
+}
+
 static int load_access_format(struct loader *ld, const config_setting_t *s, void *field)
 {
 	const char *fmt = config_setting_get_string(s);
@@ -649,7 +680,7 @@ static const struct opt schema[] = {
 	    .cli = "notsent-lowat", .send_bit = SEND_SET_LOWAT),
 	ROW("tls", "certificate", OPT_STR, tls.certificate, 0, 0, .cli = "cert"),
 	ROW("tls", "private_key", OPT_STR, tls.private_key, 0, 0, .cli = "key"),
-	ROW("tls", "ciphersuites", OPT_STR, tls.ciphersuites, 0, 0, .cli = "ciphersuites"),
+	CUSTOM("tls", "ciphersuites", load_ciphersuites, F(tls.ciphersuites), .cli = "ciphersuites"),
 	CUSTOM("tls", "sni", load_sni, 0),
 	ROW("timeouts", "handshake", OPT_MS, timeouts.handshake, 0, 0),
 	ROW("timeouts", "header", OPT_MS, timeouts.header, 0, 0),

@@ -23,7 +23,7 @@ enum send_mode {
 	SEND_MODE_SENDFILE,	/* kTLS + sendfile(): the product's reason to exist */
 	SEND_MODE_SPLICE,	/* kTLS + file → pipe → socket splice() */
 	SEND_MODE_WRITE,	/* kTLS + pread() + write(): the known workaround */
-	SEND_MODE_USERSPACE,	/* no kTLS: SSL_write_ex() */
+	SEND_MODE_USERSPACE,	/* no kTLS: ktlsd's record layer seals (tlsrec.h) */
 	SEND_MODE_AUTO,		/* sendfile, switching a stalled response to write */
 	SEND_MODE_MAX
 };

@@ -147,7 +147,6 @@ static enum io_result send_copy(struct conn *c, size_t max, size_t *sent, int *w
 		return r;
 	if (o->len == o->off)
 		return IO_OK;
-	/* SSL_write_ex may want a read first: the caller must wait for that edge */
 	return send_flush_out(c, false, sent, want_write);
 }
 

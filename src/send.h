@@ -18,9 +18,10 @@ struct body_sender {
 	enum send_mode mode;
 	bool needs_ktls;	/* only meaningful on a kTLS socket */
 	bool copies;		/* goes through c->resp.out (so headers coalesce with body) */
-	/* Move up to max body bytes of c->resp; *sent = bytes the kernel or OpenSSL
-	 * accepted. On IO_AGAIN *want_write says which edge to wait for: writability (1),
-	 * or readability (0: SSL_write_ex must read first). */
+	/* Move up to max body bytes of c->resp; *sent = bytes the kernel or the record
+	 * layer accepted. On IO_AGAIN *want_write says which edge to wait for:
+	 * writability (1), or readability (0; no sender needs that since the record layer
+	 * is ktlsd's own, which never reads to write). */
 	enum io_result (*send)(struct conn *c, size_t max, size_t *sent, int *want_write);
 };
 

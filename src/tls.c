@@ -118,32 +118,6 @@ static int load_cert(SSL_CTX *ctx, const char *cert, const char *key, char *err,
 	return 0;
 }
 
-/* Every suite in list (OpenSSL's "A:B:C" syntax) must have a record layer here. */
-static int check_suites(const char *list, char *err, size_t errlen)
-{
-	char name[64];
-
-	err[0] = '\0';
-	for (const char *p = list; *p != '\0';) {
-		size_t n = strcspn(p, ":");
-		if (n > 0 && n < sizeof(name)) {
-			memcpy(name, p, n);
-			name[n] = '\0';
-			if (!tlsrec_suite_supported(name)) {
-				snprintf(err, errlen, "tls.ciphersuites: %s is not supported (ktlsd "
-					 "has TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384 and "
-					 "TLS_CHACHA20_POLY1305_SHA256)", name);
-				return -1;
-			}
-		} else if (n > 0) {
-			snprintf(err, errlen, "tls.ciphersuites: \"%.40s...\" is not a suite name", p);
-			return -1;
-		}
-		p += n + (p[n] == ':');
-	}
-	return 0;
-}
-
 /* A context with everything but the certificate: the same for the default one and each
  * SNI one, because after SSL_set_SSL_CTX() OpenSSL takes callbacks from the new one. */
 static SSL_CTX *ctx_common(const struct config *c, char *err, size_t errlen)
@@ -170,12 +144,10 @@ static SSL_CTX *ctx_common(const struct config *c, char *err, size_t errlen)
 	 * ahead itself. */
 	SSL_CTX_set_read_ahead(ctx, 0);
 	tlsrec_ctx_setup(ctx);
-	if (c->tls.ciphersuites != NULL &&
-	    (check_suites(c->tls.ciphersuites, err, errlen) == -1 ||
-	     SSL_CTX_set_ciphersuites(ctx, c->tls.ciphersuites) != 1)) {
-		if (err[0] == '\0')
-			snprintf(err, errlen, "tls.ciphersuites: \"%s\" names no usable TLS 1.3 suite",
-				 c->tls.ciphersuites);
+	/* config.c allowed only the suites the record layer has (tlsrec.h) */
+	if (c->tls.ciphersuites != NULL && SSL_CTX_set_ciphersuites(ctx, c->tls.ciphersuites) != 1) {
+		snprintf(err, errlen, "tls.ciphersuites: \"%s\" names no usable TLS 1.3 suite",
+			 c->tls.ciphersuites);
 		SSL_CTX_free(ctx);
 		return NULL;
 	}

@@ -557,6 +557,9 @@ static enum io_result one_record(struct tlsrec *r, int fd, size_t clen)
 	case 1:
 		return IO_OK;
 	case 2:
+		/* §6.1: a close_notify is answered with ours (one try) before the close */
+		if (r->error == NULL)
+			tlsrec_close_notify(r, fd);
 		return IO_PEER_GONE;
 	default:
 		return fail(r, fd, alert, NULL);
