@@ -343,6 +343,9 @@ int main(int argc, char **argv)
 	struct site *site;
 	int rc;
 
+	/* before OpenSSL allocates anything (it may, as early as parse_args) */
+	if (!tlsrec_wipe_openssl_frees())
+		fprintf(stderr, "ktlsd: cannot make OpenSSL wipe the memory it frees\n");
 	if (argc > 1 && strcmp(argv[1], "stats") == 0)
 		return statscli_main(argc - 1, argv + 1);
 	if ((rc = parse_args(argc, argv, &a)) != -1)

@@ -3,6 +3,7 @@
 #include "tlsrec.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -62,6 +63,49 @@ static const struct tlsrec_suite suites[] = {
  * for every record. */
 static EVP_CIPHER *ciphers[KTLSD_ARRAY_LEN(suites)];
 static EVP_KDF *kdf;
+
+static void *wiping_malloc(size_t n, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	return malloc(n);
+}
+
+static void wiping_free(void *p, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	if (p != NULL)
+		OPENSSL_cleanse(p, malloc_usable_size(p));
+	free(p);
+}
+
+/* realloc() may move the block and free the old one: move it here, wiping the old. */
+static void *wiping_realloc(void *p, size_t n, const char *file, int line)
+{
+	size_t old = p != NULL ? malloc_usable_size(p) : 0;
+	void *q;
+
+	if (p == NULL)
+		return malloc(n);
+	if (n == 0) {
+		wiping_free(p, file, line);
+		return NULL;
+	}
+	if (n <= old)
+		return p;	/* shrinking in place: the tail stays ours until freed */
+	q = malloc(n);
+	if (q == NULL)
+		return NULL;
+	memcpy(q, p, old);
+	wiping_free(p, file, line);
+	return q;
+}
+
+bool tlsrec_wipe_openssl_frees(void)
+{
+	return CRYPTO_set_mem_functions(wiping_malloc, wiping_realloc, wiping_free) == 1;
+}
 
 int tlsrec_global_init(void)
 {

@@ -74,6 +74,13 @@ struct tlsrec {
 	const char *error;		/* last protocol error, for the log ("bad record MAC") */
 };
 
+/* First thing in main(), before OpenSSL allocates anything: every block OpenSSL frees is
+ * zeroed first. Why: OpenSSL 3.0 does not cleanse an SSL's traffic secrets at SSL_free(),
+ * and ktlsd frees each SSL right after the handshake — with kTLS the secret from which
+ * the kernel's key derives would otherwise stay in freed heap for as long as the memory
+ * is not reused. false if OpenSSL had already allocated (then nothing changes). */
+bool tlsrec_wipe_openssl_frees(void);
+
 /* Once, before any worker starts: fetch the AEAD and KDF implementations. 0 or -1. */
 int tlsrec_global_init(void);
 void tlsrec_global_fini(void);

@@ -21,6 +21,7 @@ corked-record. 6.12: the same corked record is pushed by the TCP persist timer e
 persist-crawl. The patch is contrib/kernel/tls-sw-no-more-on-full-record.patch.
 """
 import hashlib
+import hmac
 import os
 import platform
 import re
@@ -628,6 +629,77 @@ def client_key_updates_over_kernel_tls():
                        what="the log line of the refused key update")
             recent = d.recent()
             assert len(recent) == 2 and all(r["tls_tx"] == "kernel" for r in recent), recent
+
+
+def hkdf_expand_label(secret, label, length, hashname):
+    """RFC 8446 7.1 HKDF-Expand-Label with an empty context (HKDF-Expand of RFC 5869)."""
+    full = b"tls13 " + label
+    info = length.to_bytes(2, "big") + bytes([len(full)]) + full + b"\x00"
+    out, t, i = b"", b"", 1
+    while len(out) < length:
+        t = hmac.new(secret, t + info + bytes([i]), hashname).digest()
+        out += t
+        i += 1
+    return out[:length]
+
+
+def process_memory_has(pid, needle):
+    """Is needle anywhere in the process's readable private memory (heap, stacks,
+    anonymous mappings: every mapping that is not a file's)?"""
+    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for line in maps:
+            f = line.split()
+            if "r" not in f[1] or (len(f) > 5 and f[5].startswith("/")):
+                continue
+            lo, hi = (int(x, 16) for x in f[0].split("-"))
+            try:
+                mem.seek(lo)
+                if needle in mem.read(hi - lo):
+                    return True
+            except (OSError, ValueError, OverflowError):
+                pass        # [vsyscall] and the like
+    return False
+
+
+@test
+def write_key_is_wiped_once_the_kernel_has_it():
+    # ktlsd derives the write key, hands it to the kernel (TLS_TX) and wipes its copies
+    # and the secret it came from; OpenSSL's SSL, which had its own, is freed after the
+    # handshake, and OpenSSL's frees are wiped (tlsrec_wipe_openssl_frees). The client knows the
+    # server's traffic secret (its key log), derives the key and looks for it in the
+    # daemon's memory while the connection is open. With send mode userspace ktlsd must
+    # keep the key: found there, which shows the search works.
+    need_ktls()
+    spec = {"TLS_AES_128_GCM_SHA256": (16, "sha256"), "TLS_AES_256_GCM_SHA384": (32, "sha384"),
+            "TLS_CHACHA20_POLY1305_SHA256": (32, "sha256")}
+    for cipher in CIPHERS:
+        for mode in ("sendfile", "write", "userspace"):
+            d = Daemon(send_mode=mode, stats=True, start=False, files={"a.txt": "a" * 5000})
+            d.edit_conf('tls = { certificate', 'tls = { ciphersuites = "%s"; certificate' % cipher)
+            with d:
+                d.start()
+                keylog = os.path.join(d.tmp, "keylog")
+                ctx = ktlsd_test.client_context()
+                ctx.keylog_filename = keylog
+                c = d.conn(ctx=ctx)
+                r = c.request("GET", "/a.txt")
+                assert r.status == 200 and r.body == b"a" * 5000, (cipher, mode, r)
+                with open(keylog) as f:
+                    secret = [bytes.fromhex(line.split()[2]) for line in f
+                              if line.startswith("SERVER_TRAFFIC_SECRET_0 ")]
+                assert len(secret) == 1, (cipher, mode, secret)
+                keylen, h = spec[cipher]
+                key = hkdf_expand_label(secret[0], b"key", keylen, h)
+                rec = d.stats()["connections"][0]
+                assert rec["tls_tx"] == ("userspace" if mode == "userspace" else "kernel"), rec
+                for what, needle in (("key", key), ("traffic secret", secret[0])):
+                    found = process_memory_has(d.proc.pid, needle)
+                    assert found == (mode == "userspace"), (
+                        cipher, mode, what + (" found" if found else " not found"))
+                # the connection still works after the search
+                r = c.request("GET", "/a.txt")
+                assert r.status == 200 and r.body == b"a" * 5000, (cipher, mode, r)
+                c.close()
 
 
 if __name__ == "__main__":
