@@ -36,22 +36,6 @@ unsigned daemon_workers_auto(void)
 	return n > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : (unsigned)n;
 }
 
-unsigned daemon_connections(const struct daemon *d)
-{
-	unsigned sum = 0;
-
-	for (unsigned i = 0; i < d->nworkers; i++)
-		sum += atomic_load(&d->workers[i]->nconns);
-	return sum;
-}
-
-void daemon_check_limit(struct daemon *d, bool paused)
-{
-	for (unsigned i = 0; i < d->nworkers; i++)
-		if (atomic_load(&d->workers[i]->paused) == paused)
-			event_active(d->workers[i]->ev_limit, 0, 0);
-}
-
 /* ---- reload and stop (main thread) ------------------------------------- */
 
 /* The certificate new handshakes will present, so a reload can be checked in the log. */
@@ -113,19 +97,19 @@ static void daemon_reload(struct daemon *d)
 	log_set_level((enum log_level)site->cfg->log.level);
 	config_restart_only_changes(old->cfg, site->cfg, later, sizeof(later));
 	d->site = site;
-	pthread_mutex_lock(&d->lock);
-	for (unsigned i = 0; i < d->nworkers; i++) {
-		struct server *w = d->workers[i];
+	pthread_mutex_lock(&d->ws.lock);
+	for (unsigned i = 0; i < d->ws.n; i++) {
+		struct server *w = d->ws.w[i];
 		site_unref(w->pending_site);	/* a reload it has not taken yet */
 		w->pending_site = site_ref(site);
 	}
-	pthread_mutex_unlock(&d->lock);
-	for (unsigned i = 0; i < d->nworkers; i++)
-		event_active(d->workers[i]->ev_reload, 0, 0);
+	pthread_mutex_unlock(&d->ws.lock);
+	for (unsigned i = 0; i < d->ws.n; i++)
+		event_active(d->ws.w[i]->ev_reload, 0, 0);
 	site_unref(old);
 	log_msg(LOG_LEVEL_NOTICE, "reloaded %s: new connections use the new configuration and "
 		"certificate; %u connection(s) in flight finish with the old one", file,
-		daemon_connections(d));
+		workers_connections(&d->ws));
 	log_certificate(site);
 	file_warn_if_no_openat2();
 	if (later[0] != '\0')
@@ -144,7 +128,7 @@ failed:
  * ends when the last one is done (on_worker_done). */
 static void daemon_stop(struct daemon *d, int sig)
 {
-	unsigned ms = d->site->cfg->timeouts.shutdown, n = daemon_connections(d);
+	unsigned ms = d->site->cfg->timeouts.shutdown, n = workers_connections(&d->ws);
 	char st[128];
 
 	if (d->stopping)
@@ -154,8 +138,8 @@ static void daemon_stop(struct daemon *d, int sig)
 		strsignal(sig), n, ms);
 	snprintf(st, sizeof(st), "stopping: %u connection(s) to finish, up to %u ms", n, ms);
 	notify_stopping(st);
-	for (unsigned i = 0; i < d->nworkers; i++)
-		event_active(d->workers[i]->ev_stop, 0, 0);
+	for (unsigned i = 0; i < d->ws.n; i++)
+		event_active(d->ws.w[i]->ev_stop, 0, 0);
 }
 
 static void on_worker_done(evutil_socket_t fd, short what, void *arg)
@@ -165,9 +149,9 @@ static void on_worker_done(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	pthread_mutex_lock(&d->lock);
-	all = d->done == d->nworkers;
-	pthread_mutex_unlock(&d->lock);
+	pthread_mutex_lock(&d->ws.lock);
+	all = d->ws.done == d->ws.n;
+	pthread_mutex_unlock(&d->ws.lock);
 	if (all)
 		event_base_loopexit(d->base, NULL);
 }
@@ -220,8 +204,8 @@ void daemon_view_free(void *mem)
 /* Has every worker asked for snapshot number seq answered it? (lock held) */
 static bool all_answered(const struct daemon *d, uint64_t seq)
 {
-	for (unsigned i = 0; i < d->nworkers; i++)
-		if (d->workers[i]->snap.asked == seq && d->workers[i]->snap.answered != seq)
+	for (unsigned i = 0; i < d->ws.n; i++)
+		if (d->ws.w[i]->snap.asked == seq && d->ws.w[i]->snap.answered != seq)
 			return false;
 	return true;
 }
@@ -246,22 +230,22 @@ int daemon_view(struct daemon *d, struct stats_view *v, void **mem, unsigned tim
 		deadline.tv_sec++;
 		deadline.tv_nsec -= 1000000000;
 	}
-	pthread_mutex_lock(&d->lock);
-	seq = ++d->snap_seq;
+	pthread_mutex_lock(&d->ws.lock);
+	seq = ++d->ws.snap_seq;
 	/* once workers end (stopping), the ended ones cannot answer: ask none then, rather
 	 * than wait the whole bound at every request while the last ones drain */
-	if (d->done == 0)
-		for (unsigned i = 0; i < d->nworkers; i++, asked++)
-			d->workers[i]->snap.asked = seq;
-	pthread_mutex_unlock(&d->lock);
+	if (d->ws.done == 0)
+		for (unsigned i = 0; i < d->ws.n; i++, asked++)
+			d->ws.w[i]->snap.asked = seq;
+	pthread_mutex_unlock(&d->ws.lock);
 	for (unsigned i = 0; i < asked; i++)
-		event_active(d->workers[i]->ev_snapshot, 0, 0);
-	pthread_mutex_lock(&d->lock);
+		event_active(d->ws.w[i]->ev_snapshot, 0, 0);
+	pthread_mutex_lock(&d->ws.lock);
 	while (!all_answered(d, seq))
-		if (pthread_cond_timedwait(&d->cond, &d->lock, &deadline) == ETIMEDOUT)
+		if (pthread_cond_timedwait(&d->ws.cond, &d->ws.lock, &deadline) == ETIMEDOUT)
 			break;
-	for (unsigned i = 0; i < d->nworkers; i++) {
-		struct worker_snapshot *s = &d->workers[i]->snap;
+	for (unsigned i = 0; i < d->ws.n; i++) {
+		struct worker_snapshot *s = &d->ws.w[i]->snap;
 		if (s->asked != seq || s->answered != seq)
 			continue;
 		answered++;
@@ -277,7 +261,7 @@ int daemon_view(struct daemon *d, struct stats_view *v, void **mem, unsigned tim
 		fc.reopened += s->file_cache.reopened;
 		fc.evicted += s->file_cache.evicted;
 	}
-	pthread_mutex_unlock(&d->lock);
+	pthread_mutex_unlock(&d->ws.lock);
 	m->live = calloc(total ? total : 1, sizeof(*m->live));
 	if (m->live == NULL)
 		return -1;
@@ -285,8 +269,8 @@ int daemon_view(struct daemon *d, struct stats_view *v, void **mem, unsigned tim
 		for (size_t j = 0; j < m->counts[i]; j++)
 			m->live[k++] = &m->recs[i][j];
 	*v = (struct stats_view){
-		.cfg = d->site->cfg, .nconns = daemon_connections(d), .live = m->live, .nlive = k,
-		.auto_learned_cap = learned, .file_cache = fc, .workers = d->nworkers,
+		.cfg = d->site->cfg, .nconns = workers_connections(&d->ws), .live = m->live, .nlive = k,
+		.auto_learned_cap = learned, .file_cache = fc, .workers = d->ws.n,
 		.workers_answered = answered,
 	};
 	return 0;
@@ -308,15 +292,15 @@ struct daemon *daemon_new(struct site *site, const char *config_file,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	pthread_mutex_init(&d->lock, NULL);
-	pthread_cond_init(&d->cond, NULL);
+	pthread_mutex_init(&d->ws.lock, NULL);
+	pthread_cond_init(&d->ws.cond, NULL);
 	d->site = site_ref(site);
 	d->config_file = config_file;
 	d->overrides = ov;
 	n = cfg->workers != 0 ? cfg->workers : daemon_workers_auto();
 	d->base = event_base_new();
-	d->ev_worker_done = d->base ? event_new(d->base, -1, 0, on_worker_done, d) : NULL;
-	if (d->base == NULL || d->ev_worker_done == NULL) {
+	d->ws.ev_worker_done = d->base ? event_new(d->base, -1, 0, on_worker_done, d) : NULL;
+	if (d->base == NULL || d->ws.ev_worker_done == NULL) {
 		snprintf(err, errlen, "event_base_new failed");
 		goto fail;
 	}
@@ -324,12 +308,12 @@ struct daemon *daemon_new(struct site *site, const char *config_file,
 	if (ninh < 0)
 		goto fail;
 	/* nworkers is what bind_one() looks at for SO_REUSEPORT: set it before the first */
-	d->nworkers = n;
+	d->ws.n = n;
 	for (unsigned i = 0; i < n; i++) {
-		d->workers[i] = server_new(d, i, site, i ? d->workers[0] : NULL, inh, ninh, err,
+		d->ws.w[i] = server_new(&d->ws, i, site, i ? d->ws.w[0] : NULL, inh, ninh, err,
 					   errlen);
-		if (d->workers[i] == NULL) {
-			d->nworkers = i;
+		if (d->ws.w[i] == NULL) {
+			d->ws.n = i;
 			goto fail;
 		}
 	}
@@ -361,31 +345,31 @@ int daemon_start(struct daemon *d, char *err, size_t errlen)
 	struct timespec deadline;
 	int rc = 0;
 
-	for (unsigned i = 0; i < d->nworkers; i++)
-		if (server_start(d->workers[i]) == -1) {
+	for (unsigned i = 0; i < d->ws.n; i++)
+		if (server_start(d->ws.w[i]) == -1) {
 			snprintf(err, errlen, "cannot start worker %u: %s", i, strerror(errno));
 			return -1;
 		}
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += 10;
-	pthread_mutex_lock(&d->lock);
-	while (d->up < d->nworkers && rc == 0)
-		rc = pthread_cond_timedwait(&d->cond, &d->lock, &deadline);
-	if (d->up < d->nworkers) {
-		snprintf(err, errlen, "only %u of %u workers came up within 10 s", d->up, d->nworkers);
+	pthread_mutex_lock(&d->ws.lock);
+	while (d->ws.up < d->ws.n && rc == 0)
+		rc = pthread_cond_timedwait(&d->ws.cond, &d->ws.lock, &deadline);
+	if (d->ws.up < d->ws.n) {
+		snprintf(err, errlen, "only %u of %u workers came up within 10 s", d->ws.up, d->ws.n);
 		rc = -1;
 	} else {
 		rc = 0;
 	}
-	pthread_mutex_unlock(&d->lock);
+	pthread_mutex_unlock(&d->ws.lock);
 	return rc;
 }
 
 int daemon_run(struct daemon *d)
 {
 	event_base_dispatch(d->base);
-	for (unsigned i = 0; i < d->nworkers; i++)
-		server_join(d->workers[i]);
+	for (unsigned i = 0; i < d->ws.n; i++)
+		server_join(d->ws.w[i]);
 	return d->exit_code;
 }
 
@@ -395,14 +379,13 @@ void daemon_free(struct daemon *d)
 		return;
 	/* workers still running (a start that failed half-way): stop them; an event made
 	 * active waits for a loop that has not begun yet, a loopbreak would be lost */
-	for (unsigned i = 0; i < d->nworkers; i++)
-		if (d->workers[i]->thread_started)
-			event_active(d->workers[i]->ev_stop, 0, 0);
-	for (unsigned i = 0; i < d->nworkers; i++)
-		server_join(d->workers[i]);
-	admin_stop(d);
-	for (unsigned i = 0; i < d->nworkers; i++)
-		server_free(d->workers[i]);
+	for (unsigned i = 0; i < d->ws.n; i++)
+		if (d->ws.w[i]->thread_started)
+			event_active(d->ws.w[i]->ev_stop, 0, 0);
+	for (unsigned i = 0; i < d->ws.n; i++)
+		server_join(d->ws.w[i]);
+	for (unsigned i = 0; i < d->ws.n; i++)
+		server_free(d->ws.w[i]);
 	stats_free();
 	stats_free_blocks();
 	for (size_t i = 0; i < KTLSD_ARRAY_LEN(d->ev_signals); i++)
@@ -414,12 +397,12 @@ void daemon_free(struct daemon *d)
 			event_free(d->ev_signals[i]);
 			signal(sig, SIG_IGN);
 		}
-	if (d->ev_worker_done != NULL)
-		event_free(d->ev_worker_done);
+	if (d->ws.ev_worker_done != NULL)
+		event_free(d->ws.ev_worker_done);
 	if (d->base != NULL)
 		event_base_free(d->base);
 	site_unref(d->site);
-	pthread_cond_destroy(&d->cond);
-	pthread_mutex_destroy(&d->lock);
+	pthread_cond_destroy(&d->ws.cond);
+	pthread_mutex_destroy(&d->ws.lock);
 	free(d);
 }

@@ -4,7 +4,7 @@
  *
  * The main thread never touches a worker's connections: it tells a worker what to do by
  * making one of the worker's events active (libevent, with its pthreads locking), and
- * what passes between them (a reload's site, a stats snapshot) goes under `lock`. */
+ * what passes between them (a reload's site, a stats snapshot) goes under `ws.lock`. */
 #ifndef KTLSD_DAEMON_H
 #define KTLSD_DAEMON_H
 
@@ -17,24 +17,17 @@
 
 #include "common.h"
 #include "config.h"
+#include "server.h"
 #include "stats.h"
 
-struct server;
+
 
 struct daemon {
 	struct event_base *base;	/* the main thread's loop */
-	struct server *workers[CONFIG_MAX_WORKERS];
-	unsigned nworkers;
+	struct workers ws;		/* the worker threads and what they share (server.h) */
 	struct site *site;		/* current (main thread): the view's configuration */
 	struct event *ev_signals[5];
-	struct event *ev_worker_done;	/* made active by a worker whose loop ended */
 	struct evhttp *admin;		/* stats endpoint (admin.c's), NULL if not configured */
-	pthread_mutex_t lock;
-	pthread_cond_t cond;		/* a worker came up, or answered a snapshot */
-	unsigned up, done;		/* workers whose loop runs / has ended (lock) */
-	uint64_t snap_seq;		/* last snapshot asked for (lock) */
-	_Atomic uint64_t conn_ids;	/* connection numbers, unique across workers */
-	_Atomic unsigned paused_workers;	/* workers paused at max_connections */
 	bool stopping;
 	int exit_code;
 	const char *config_file;	/* for reload; NULL with --demo */
@@ -62,15 +55,6 @@ int daemon_run(struct daemon *d);
 
 /* Stop whatever runs (workers are asked to stop and joined), free everything. NULL-safe. */
 void daemon_free(struct daemon *d);
-
-/* Open connections over all workers (each worker's count read atomically). Any thread. */
-unsigned daemon_connections(const struct daemon *d);
-
-/* Have workers look at max_connections again (ev_limit): the paused ones (paused true:
- * a close below the limit; each accepts again if the sum is still below when it looks),
- * or the accepting ones (false: one reached the limit; each pauses if the sum is still
- * at it). Any thread. */
-void daemon_check_limit(struct daemon *d, bool paused);
 
 /* What the stats endpoint shows, gathered from every worker on its own thread: each is
  * asked for a copy of its live records and waited for at most timeout_ms; a worker that

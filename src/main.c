@@ -106,7 +106,7 @@ static void demo_hint(struct daemon *d)
 	DIR *dir = opendir(cfg->document_root);
 	struct dirent *e;
 
-	if (getsockname(server_listener_fd(d->workers[0], 0), (struct sockaddr *)&ss, &sl) == 0) {
+	if (getsockname(server_listener_fd(d->ws.w[0], 0), (struct sockaddr *)&ss, &sl) == 0) {
 		if (ss.ss_family == AF_INET6) {
 			const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
 			inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
@@ -248,11 +248,11 @@ static void announce_ready(struct daemon *d, const struct config *cfg, int ready
 	char st[160];
 
 	log_msg(LOG_LEVEL_NOTICE, "ktlsd %s ready: %u worker(s), send mode %s, chunk %zu, mss %d, "
-		"notsent_lowat %d%s", PACKAGE_VERSION, d->nworkers, send_mode_name(cfg->send.mode),
+		"notsent_lowat %d%s", PACKAGE_VERSION, d->ws.n, send_mode_name(cfg->send.mode),
 		cfg->send.chunk, cfg->send.mss, cfg->send.notsent_lowat, cfg->demo ? ", demo" : "");
 	if (cfg->demo)
 		demo_hint(d);
-	snprintf(st, sizeof(st), "serving: %u worker(s), send mode %s, kTLS %s", d->nworkers,
+	snprintf(st, sizeof(st), "serving: %u worker(s), send mode %s, kTLS %s", d->ws.n,
 		 send_mode_name(cfg->send.mode),
 		 ktls_kernel_available() ? "available" : "unavailable (userspace TLS)");
 	notify_ready(st);
@@ -327,6 +327,8 @@ static int serve(struct site *site, struct args *a)
 out:
 	if (ready_fd != -1)
 		close(ready_fd);
+	if (d != NULL)
+		admin_stop(d);	/* before the workers go: it asks them for views */
 	daemon_free(d);
 	tlsrec_global_fini();
 	config_unref(cfg);

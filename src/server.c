@@ -1,7 +1,6 @@
 /* server.c — see server.h. */
 #include "autoconf.h"
 #include "server.h"
-#include "daemon.h"
 #include "site.h"
 #include "stall.h"
 #include "activation.h"
@@ -40,6 +39,22 @@ static void listeners_enable(struct server *srv, bool on)
 			evconnlistener_disable(srv->listeners[i]);
 }
 
+unsigned workers_connections(const struct workers *ws)
+{
+	unsigned sum = 0;
+
+	for (unsigned i = 0; i < ws->n; i++)
+		sum += atomic_load(&ws->w[i]->nconns);
+	return sum;
+}
+
+void workers_check_limit(struct workers *ws, bool paused)
+{
+	for (unsigned i = 0; i < ws->n; i++)
+		if (atomic_load(&ws->w[i]->paused) == paused)
+			event_active(ws->w[i]->ev_limit, 0, 0);
+}
+
 /* max_connections is for the whole process: each worker counts its own connections
  * (nconns, atomic) and compares the sum over all workers with the limit. The worker whose
  * accept reaches the limit pauses its listeners (clients wait in the kernel backlog, like
@@ -53,22 +68,22 @@ static void pause_accepting(struct server *srv, unsigned max)
 {
 	listeners_enable(srv, false);
 	if (!atomic_exchange(&srv->paused, true)) {
-		atomic_fetch_add(&srv->daemon->paused_workers, 1);
+		atomic_fetch_add(&srv->ws->paused_workers, 1);
 		log_msg(LOG_LEVEL_WARN, "max_connections (%u) reached; pausing accept%s", max,
-			srv->daemon->nworkers > 1 ? " on this worker" : "");
+			srv->ws->n > 1 ? " on this worker" : "");
 	}
-	if (daemon_connections(srv->daemon) < max)
-		daemon_check_limit(srv->daemon, true);
+	if (workers_connections(srv->ws) < max)
+		workers_check_limit(srv->ws, true);
 }
 
 static void pause_at_limit(struct server *srv)
 {
 	unsigned max = srv->site->cfg->max_connections;
 
-	if (daemon_connections(srv->daemon) < max)
+	if (workers_connections(srv->ws) < max)
 		return;
 	pause_accepting(srv, max);
-	daemon_check_limit(srv->daemon, false);
+	workers_check_limit(srv->ws, false);
 }
 
 /* ev_limit: another worker reached the limit, or closed a connection below it. */
@@ -81,13 +96,13 @@ static void on_limit(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (srv->stopping)
 		return;
-	if (daemon_connections(srv->daemon) >= max) {
+	if (workers_connections(srv->ws) >= max) {
 		pause_accepting(srv, max);
 		return;
 	}
 	if (!atomic_exchange(&srv->paused, false))
 		return;
-	atomic_fetch_sub(&srv->daemon->paused_workers, 1);
+	atomic_fetch_sub(&srv->ws->paused_workers, 1);
 	listeners_enable(srv, true);
 }
 
@@ -102,9 +117,9 @@ static void conn_closed(struct server *srv)
 			event_base_loopexit(srv->base, NULL);
 		return;
 	}
-	if (atomic_load(&srv->daemon->paused_workers) > 0 &&
-	    daemon_connections(srv->daemon) < srv->site->cfg->max_connections)
-		daemon_check_limit(srv->daemon, true);
+	if (atomic_load(&srv->ws->paused_workers) > 0 &&
+	    workers_connections(srv->ws) < srv->site->cfg->max_connections)
+		workers_check_limit(srv->ws, true);
 }
 
 /* Out of file descriptors. Without a reserve, the last free fds go to new connections and
@@ -188,7 +203,7 @@ static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (!srv->stopping && !atomic_load(&srv->paused) &&
-	    daemon_connections(srv->daemon) < srv->site->cfg->max_connections)
+	    workers_connections(srv->ws) < srv->site->cfg->max_connections)
 		listeners_enable(srv, true);
 }
 
@@ -372,7 +387,7 @@ static void stop_now(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (srv->nconns > 0)
 		log_msg(LOG_LEVEL_NOTICE, "shutdown timeout: closing %u connection(s)%s",
-			(unsigned)srv->nconns, srv->daemon->nworkers > 1 ? " of a worker" : "");
+			(unsigned)srv->nconns, srv->ws->n > 1 ? " of a worker" : "");
 	while (!TAILQ_EMPTY(&srv->conns))
 		conn_free(TAILQ_FIRST(&srv->conns));
 	event_base_loopexit(srv->base, NULL);
@@ -445,7 +460,7 @@ static void fcache_setup(struct server *srv)
 	struct timeval tv;
 
 	if (fcache_configure(srv->fcache, cfg->file_cache.entries, cfg->file_cache.valid_ms,
-			     srv->daemon->nworkers) == -1)
+			     srv->ws->n) == -1)
 		log_msg(LOG_LEVEL_ERROR, "open-file cache: out of memory, running without it");
 	ms = fcache_sweep_ms(srv->fcache);
 	tv.tv_sec = ms / 1000;
@@ -464,10 +479,10 @@ static void on_reload(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	pthread_mutex_lock(&srv->daemon->lock);
+	pthread_mutex_lock(&srv->ws->lock);
 	site = srv->pending_site;
 	srv->pending_site = NULL;
-	pthread_mutex_unlock(&srv->daemon->lock);
+	pthread_mutex_unlock(&srv->ws->lock);
 	if (site == NULL)
 		return;
 	if (srv->stopping) {
@@ -490,7 +505,7 @@ static void on_reload(evutil_socket_t fd, short what, void *arg)
 static void on_snapshot(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
-	struct daemon *d = srv->daemon;
+	struct workers *d = srv->ws;
 	unsigned n = srv->nconns;
 	struct conn_record *recs = calloc(n ? n : 1, sizeof(*recs));
 	struct fcache_stats fs;
@@ -525,10 +540,10 @@ static void on_up(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	pthread_mutex_lock(&srv->daemon->lock);
-	srv->daemon->up++;
-	pthread_cond_broadcast(&srv->daemon->cond);
-	pthread_mutex_unlock(&srv->daemon->lock);
+	pthread_mutex_lock(&srv->ws->lock);
+	srv->ws->up++;
+	pthread_cond_broadcast(&srv->ws->cond);
+	pthread_mutex_unlock(&srv->ws->lock);
 }
 
 /* Pin the calling worker to the worker-th CPU (modulo their number) of the process's
@@ -557,7 +572,7 @@ static void pin_to_cpu(struct server *srv)
 static void *worker_main(void *arg)
 {
 	struct server *srv = arg;
-	struct daemon *d = srv->daemon;
+	struct workers *d = srv->ws;
 	struct timeval zero = { 0, 0 };
 	char name[16];
 
@@ -614,7 +629,7 @@ int server_listener_fd(const struct server *srv, size_t i)
 	return i < srv->nlisteners ? evconnlistener_get_fd(srv->listeners[i]) : -1;
 }
 
-struct server *server_new(struct daemon *d, unsigned worker, struct site *site,
+struct server *server_new(struct workers *d, unsigned worker, struct site *site,
 			  const struct server *first, const struct inherited_listener *inh,
 			  int ninh, char *err, size_t errlen)
 {
@@ -625,7 +640,7 @@ struct server *server_new(struct daemon *d, unsigned worker, struct site *site,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	srv->daemon = d;
+	srv->ws = d;
 	srv->worker = worker;
 	srv->conn_ids = &d->conn_ids;
 	srv->site = site_ref(site);
@@ -642,7 +657,7 @@ struct server *server_new(struct daemon *d, unsigned worker, struct site *site,
 	for (size_t i = 0; ninh == 0 && i < cfg->nlisten; i++) {
 		uint16_t port = first != NULL && i < first->nlisteners ?
 				bound_port(evconnlistener_get_fd(first->listeners[i])) : 0;
-		int fd = bind_one(&cfg->listen[i], d->nworkers > 1, port, err, errlen);
+		int fd = bind_one(&cfg->listen[i], d->n > 1, port, err, errlen);
 		if (fd == -1 || add_listener(srv, fd, i, cfg->listen[i].text, err, errlen) == -1)
 			goto fail;
 	}

@@ -26,7 +26,29 @@
 #include "fcache.h"
 #include "activation.h"
 
-struct daemon;
+/* What the workers share: the daemon (daemon.c) owns it and the worker threads, each
+ * worker reaches the others through it. Kept here, not in struct daemon, so that a worker
+ * needs nothing of the daemon's: the dependency goes one way, daemon -> server. */
+struct workers {
+	struct server *w[CONFIG_MAX_WORKERS];
+	unsigned n;
+	struct event *ev_worker_done;	/* on the main loop: a worker whose loop ended */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;		/* a worker came up, or answered a snapshot */
+	unsigned up, done;		/* workers whose loop runs / has ended (lock) */
+	uint64_t snap_seq;		/* last snapshot asked for (lock) */
+	_Atomic uint64_t conn_ids;	/* connection numbers, unique across workers */
+	_Atomic unsigned paused_workers;	/* workers paused at max_connections */
+};
+
+/* Open connections over all workers (each worker's count read atomically). Any thread. */
+unsigned workers_connections(const struct workers *ws);
+
+/* Have workers look at max_connections again (ev_limit): the paused ones (paused true:
+ * a close below the limit; each accepts again if the sum is still below when it looks),
+ * or the accepting ones (false: one reached the limit; each pauses if the sum is still
+ * at it). Any thread. */
+void workers_check_limit(struct workers *ws, bool paused);
 
 /* What a worker hands the stats endpoint: copies of its live records (plain data; their
  * const char * fields point to static strings), made on its own thread. */
@@ -41,7 +63,7 @@ struct worker_snapshot {
 
 struct server {
 	struct event_base *base;
-	struct daemon *daemon;		/* the process: the other workers, the shared limits */
+	struct workers *ws;		/* the process: the other workers, the shared limits */
 	unsigned worker;		/* this worker's number, 0..workers-1 */
 	struct site *site;		/* current: new connections use it */
 	struct evconnlistener *listeners[CONFIG_MAX_LISTEN];
@@ -72,14 +94,14 @@ struct server {
 	bool thread_started;
 };
 
-/* Create worker number `worker` of daemon d: its loop, and one listening socket per
+/* Create worker number `worker` of ws (which it joins later: ws->w[worker]): its loop, and one listening socket per
  * listen entry of site->cfg (TCP_MAXSEG set before listen so accepted sockets inherit
  * it), with SO_REUSEPORT when there is more than one worker. first is worker 0 (NULL
  * for worker 0 itself): a port the kernel chose for it (":0") is bound again for the
  * others. With inherited sockets (socket activation, ninh > 0) nothing is bound: the
  * worker listens on its own dup() of each. Returns NULL with err on failure. Takes a
  * reference on site (the caller keeps its own). Runs on the main thread. */
-struct server *server_new(struct daemon *d, unsigned worker, struct site *site,
+struct server *server_new(struct workers *ws, unsigned worker, struct site *site,
 			  const struct server *first, const struct inherited_listener *inh,
 			  int ninh, char *err, size_t errlen);
 
