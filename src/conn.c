@@ -523,6 +523,7 @@ static enum step do_proxy_header(struct conn *c)
 }
 
 static enum step begin_close(struct conn *c);
+static void ask_offload_for_the_record(struct conn *c);
 
 static enum step do_handshake(struct conn *c)
 {
@@ -632,6 +633,12 @@ static enum step do_read(struct conn *c)
 	if (r == IO_ERROR)
 		log_msg(LOG_LEVEL_INFO, "conn %llu: %s: TLS: %s; closed", (unsigned long long)c->id,
 			c->peer, c->tls.error != NULL ? c->tls.error : "read error");
+	if (r == IO_PEER_GONE && c->tls.close_notify_received) {
+		/* answered (RFC 8446 §6.1), but first the record's offload: a peer that already
+		 * closed answers our alert with an RST, and then sock_diag finds no socket */
+		ask_offload_for_the_record(c);
+		tlsrec_close_notify(&c->tls, c->fd);
+	}
 	if (len > 0 && log_get_level() >= LOG_LEVEL_INFO)
 		log_msg(LOG_LEVEL_INFO, "conn %llu: %s: closed with an incomplete request (%zu bytes)",
 			(unsigned long long)c->id, c->peer, len);

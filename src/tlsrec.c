@@ -566,6 +566,7 @@ int tlsrec_inner(struct tlsrec *r, uint8_t type, const uint8_t *buf, size_t len,
 		if (buf[1] == AL_USER_CANCELED)
 			return 1;	/* §6.1: a close_notify should follow */
 		r->error = buf[1] == AL_CLOSE_NOTIFY ? NULL : "an alert from the peer";
+		r->close_notify_received = buf[1] == AL_CLOSE_NOTIFY;
 		r->closed = true;
 		return 2;
 	case CT_HANDSHAKE:
@@ -601,9 +602,6 @@ static enum io_result one_record(struct tlsrec *r, int fd, size_t clen)
 	case 1:
 		return IO_OK;
 	case 2:
-		/* §6.1: a close_notify is answered with ours (one try) before the close */
-		if (r->error == NULL)
-			tlsrec_close_notify(r, fd);
 		return IO_PEER_GONE;
 	default:
 		return fail(r, fd, alert, NULL);

@@ -67,6 +67,7 @@ struct tlsrec {
 	bool ktls_tx;			/* the kernel has the write key */
 	bool closed;			/* close_notify or an alert came, or we sent a fatal one */
 	bool failed;			/* ... we did: reads say IO_ERROR, else IO_PEER_GONE */
+	bool close_notify_received;	/* RFC 8446 §6.1: the caller answers with its own */
 	/* during the handshake (the callbacks fill these) */
 	uint8_t have;			/* bit 0: client secret, bit 1: server secret */
 	bool finished_written;

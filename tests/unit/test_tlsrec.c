@@ -490,7 +490,9 @@ static void test_records(const char *suite)
 	assert(srv_read_all(&p, got, sizeof(got), &n) == IO_PEER_GONE);
 	assert(n == 100 && memcmp(got, data, 100) == 0);
 	assert(tlsrec_read(&p.srv, p.s, got, sizeof(got), &n) == IO_PEER_GONE);
-	/* RFC 8446 §6.1: a close_notify is answered with one (a record of 5 + 2 + 1 + 16) */
+	assert(p.srv.close_notify_received);
+	assert(drain(p.c, got, sizeof(got)) == 0);	/* the reply is the caller's (conn.c) */
+	tlsrec_close_notify(&p.srv, p.s);	/* RFC 8446 §6.1: 5 + 2 + 1 + 16 bytes */
 	assert(drain(p.c, got, sizeof(got)) == 24);
 	rpair_end(&p);
 	rpair_start(&p, suite);
