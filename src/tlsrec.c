@@ -319,25 +319,25 @@ int tlsrec_ktls_tx(struct tlsrec *r, int fd, char *why, size_t whylen)
 	socklen_t len;
 	int e;
 
+	/* AES-GCM: the kernel takes the 12-byte iv as a 4-byte salt and an 8-byte iv */
+#define GCM_INFO(x, type)                                                        \
+	do {                                                                     \
+		(x).info.version = TLS_1_3_VERSION;                              \
+		(x).info.cipher_type = (type);                                   \
+		memcpy((x).key, r->wr.key, sizeof((x).key));                     \
+		memcpy((x).salt, r->wr.iv, sizeof((x).salt));                    \
+		memcpy((x).iv, r->wr.iv + sizeof((x).salt), sizeof((x).iv));     \
+		put_be64((x).rec_seq, r->wr.seq);                                \
+		len = sizeof(x);                                                 \
+	} while (0)
+
 	memset(&ci, 0, sizeof(ci));
 	switch (r->suite->id) {
 	case 0x1301:
-		ci.g128.info.version = TLS_1_3_VERSION;
-		ci.g128.info.cipher_type = TLS_CIPHER_AES_GCM_128;
-		memcpy(ci.g128.key, r->wr.key, sizeof(ci.g128.key));
-		memcpy(ci.g128.salt, r->wr.iv, sizeof(ci.g128.salt));
-		memcpy(ci.g128.iv, r->wr.iv + sizeof(ci.g128.salt), sizeof(ci.g128.iv));
-		put_be64(ci.g128.rec_seq, r->wr.seq);
-		len = sizeof(ci.g128);
+		GCM_INFO(ci.g128, TLS_CIPHER_AES_GCM_128);
 		break;
 	case 0x1302:
-		ci.g256.info.version = TLS_1_3_VERSION;
-		ci.g256.info.cipher_type = TLS_CIPHER_AES_GCM_256;
-		memcpy(ci.g256.key, r->wr.key, sizeof(ci.g256.key));
-		memcpy(ci.g256.salt, r->wr.iv, sizeof(ci.g256.salt));
-		memcpy(ci.g256.iv, r->wr.iv + sizeof(ci.g256.salt), sizeof(ci.g256.iv));
-		put_be64(ci.g256.rec_seq, r->wr.seq);
-		len = sizeof(ci.g256);
+		GCM_INFO(ci.g256, TLS_CIPHER_AES_GCM_256);
 		break;
 #ifdef HAVE_TLS_CHACHA
 	case 0x1303:

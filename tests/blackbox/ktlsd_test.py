@@ -31,6 +31,17 @@ TOP_BUILDDIR = os.environ.get("TOP_BUILDDIR") or os.path.abspath(
 # tests/helpers/no-openat2 ERRNO CMD...: CMD runs with openat2() failing (seccomp)
 NO_OPENAT2 = os.path.join(TOP_BUILDDIR, "tests", "helpers", "no-openat2")
 
+
+
+def use_build_without_sanitizers():
+    """For the UML tier's tests: ASan cannot map its shadow memory under User-Mode Linux,
+    so there the daemon is the build without sanitizers (KTLSD_NOSAN), when given, for
+    the Daemon class and for the subprocesses that read KTLSD from the environment."""
+    global KTLSD
+    if os.environ.get("KTLSD_NOSAN"):
+        KTLSD = os.environ["KTLSD"] = os.environ["KTLSD_NOSAN"]
+
+
 SANITIZER_RE = re.compile(r"(ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: \w+Sanitizer)")
 BAD_LOG_RE = re.compile(r"\[(alert|crit)\]")
 
@@ -165,6 +176,15 @@ class Conn:
     def close(self):
         with contextlib.suppress(OSError):
             self.sock.close()
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return port
 
 
 def tcp_connect(daemon, timeout=10, family=socket.AF_INET, sockopts=()):
@@ -328,6 +348,31 @@ class Daemon:
             f.write(self.conf_text)
 
     # -- life cycle
+    def start_socket_activated(self, port, args=()):
+        """Start ktlsd the way a systemd .socket unit does: systemd-socket-activate
+        listens on 127.0.0.1:port and execs ktlsd at the first connection, passing the
+        socket (sd_listen_fds protocol). Returns once it listens; then the first d.conn()
+        starts the daemon, and find_stats_port() can follow."""
+        ssa = shutil.which("systemd-socket-activate")
+        assert ssa, "systemd-socket-activate not installed (Debian package systemd)"
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        self.stderr_path = os.path.join(self.tmp, "stderr.log")
+        self.stderr = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(
+            [ssa, "-l", "127.0.0.1:%d" % port, "-E", "ASAN_OPTIONS", "-E", "PATH",
+             KTLSD, "-c", self.conf_path, "--foreground"] + list(args),
+            stdin=subprocess.DEVNULL, stdout=self.stderr, stderr=self.stderr, env=env)
+        self.port = port
+        wait_until(lambda: b"Listening on" in open(self.stderr_path, "rb").read(), 5,
+                   what="systemd-socket-activate listening")
+
+    def find_stats_port(self):
+        """The stats port a started daemon logged (for a start not through start())."""
+        m = re.search(r"stats on http://\S+ \(bound [^:]+:(\d+)\)", self.log())
+        assert m, self.log()
+        self.stats_port = int(m.group(1))
+
     def start(self, timeout=10):
         self.stderr_path = os.path.join(self.tmp, "stderr.log")
         env = dict(os.environ)

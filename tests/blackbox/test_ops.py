@@ -31,7 +31,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ktlsd_test import (KTLSD, TOP_SRCDIR, Daemon, PacedDownload, Skip,  # noqa: E402
-                        client_context, make_cert, run_tests, sha256_file, tcp_connect, test,
+                        client_context, free_port, make_cert, run_tests, sha256_file, tcp_connect, test,
                         wait_until)
 
 ENV = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "detect_leaks=1"))
@@ -615,31 +615,16 @@ def systemd_socket_activation_serves_on_the_inherited_socket():
     unit): it serves on the socket it was given, binds none of the configured listen
     addresses (one of them is held by this test, binding it would fail), and a configured
     entry with the socket's address lends it its send settings."""
-    ssa = shutil.which("systemd-socket-activate")
-    assert ssa, "systemd-socket-activate not installed (Debian package systemd)"
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", 0))
     blocker.listen()
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = free_port()
     with Daemon(start=False, stats=True) as d:
         d.edit_conf('listen = [ "127.0.0.1:0" ];',
                     'listen = ( { address = "127.0.0.1:%d"; send = { mode = "write"; }; }, '
                     '"127.0.0.1:%d" );' % (port, blocker.getsockname()[1]))
         d.put("a.txt", "activated\n")
-        env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        d.stderr_path = os.path.join(d.tmp, "stderr.log")
-        d.stderr = open(d.stderr_path, "wb")
-        d.proc = subprocess.Popen(
-            [ssa, "-l", "127.0.0.1:%d" % port, "-E", "ASAN_OPTIONS", "-E", "PATH",
-             KTLSD, "-c", d.conf_path, "--foreground"],
-            stdin=subprocess.DEVNULL, stdout=d.stderr, stderr=d.stderr, env=env)
-        d.port = port
-        wait_until(lambda: b"Listening on" in open(d.stderr_path, "rb").read(), 5,
-                   what="systemd-socket-activate listening")
+        d.start_socket_activated(port)
         # the first connection starts ktlsd (systemd-socket-activate execs it on demand)
         c = d.conn(timeout=20)
         r = c.request("GET", "/a.txt")
@@ -647,8 +632,7 @@ def systemd_socket_activation_serves_on_the_inherited_socket():
         log = d.log()
         assert re.search(r"socket activation: 1 listening socket\(s\) from systemd", log), log
         assert not re.search(r"\[(alert|emerg)\]", log), log
-        m = re.search(r"stats on http://\S+ \(bound [^:]+:(\d+)\)", log)
-        d.stats_port = int(m.group(1))
+        d.find_stats_port()
         conns = d.stats()["connections"]
         assert len(conns) == 1 and conns[0]["mode"] == "write", conns
         c.close()

@@ -27,7 +27,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ktlsd_test  # noqa: E402
-from ktlsd_test import (KTLSD, Daemon, Skip, client_context, make_cert,  # noqa: E402
+from ktlsd_test import (KTLSD, Daemon, Skip, client_context, free_port, make_cert,  # noqa: E402
                         run_tests, sha256_file, tcp_connect, test, wait_until)
 # the strict Prometheus reader of test_stats.py, without running its tests here too
 _registered = len(ktlsd_test._tests)
@@ -388,33 +388,16 @@ def listening_inode(port):
 
 @test
 def socket_activation_every_worker_listens_on_the_passed_socket():
-    ssa = shutil.which("systemd-socket-activate")
-    if not ssa:
-        raise Skip("systemd-socket-activate not installed (Debian package systemd)")
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = free_port()
     with Daemon(start=False, stats=True) as d:
         d.put("a.txt", "activated\n")
-        env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        d.stderr_path = os.path.join(d.tmp, "stderr.log")
-        d.stderr = open(d.stderr_path, "wb")
-        d.proc = subprocess.Popen(
-            [ssa, "-l", "127.0.0.1:%d" % port, "-E", "ASAN_OPTIONS", "-E", "PATH",
-             KTLSD, "-c", d.conf_path, "--foreground", "--workers", "2"],
-            stdin=subprocess.DEVNULL, stdout=d.stderr, stderr=d.stderr, env=env)
-        d.port = port
-        wait_until(lambda: b"Listening on" in open(d.stderr_path, "rb").read(), 5,
-                   what="systemd-socket-activate listening")
+        d.start_socket_activated(port, ["--workers", "2"])
         inode = listening_inode(port)
         assert inode, "no listening socket on %d" % port
         # the first connection starts ktlsd (systemd-socket-activate execs it on demand)
         first = d.conn(timeout=20)
         assert first.request("GET", "/a.txt").body == b"activated\n"
-        m = re.search(r"stats on http://\S+ \(bound [^:]+:(\d+)\)", d.log())
-        d.stats_port = int(m.group(1))
+        d.find_stats_port()
         assert d.stats()["workers"] == 2
         # each worker listens on a descriptor of its own for the one socket (a dup); the
         # descriptor systemd passed is closed once both have theirs

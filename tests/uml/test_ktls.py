@@ -31,14 +31,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "blackbox"))
-if os.environ.get("KTLSD_NOSAN"):
-    # ASan cannot map its shadow memory under UML: use the build without sanitizers
-    os.environ["KTLSD"] = os.environ["KTLSD_NOSAN"]
 import ktlsd_test  # noqa: E402
 from ktlsd_test import Daemon, Skip, run_tests, sha256_file, test, wait_until  # noqa: E402
 
-if os.environ.get("KTLSD_NOSAN"):
-    ktlsd_test.KTLSD = os.environ["KTLSD_NOSAN"]
+ktlsd_test.use_build_without_sanitizers()
 
 CIPHERS = ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
 ALL_SUITES = 'tls = { ciphersuites = "%s"; };\n'

@@ -22,14 +22,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "blackbox"))
-if os.environ.get("KTLSD_NOSAN"):
-    # ASan cannot map its shadow memory under UML: use the build without sanitizers
-    os.environ["KTLSD"] = os.environ["KTLSD_NOSAN"]
 import ktlsd_test  # noqa: E402
 from ktlsd_test import cpu_seconds, Daemon, Skip, run_tests, test, wait_until  # noqa: E402
 
-if os.environ.get("KTLSD_NOSAN"):
-    ktlsd_test.KTLSD = os.environ["KTLSD_NOSAN"]
+ktlsd_test.use_build_without_sanitizers()
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
