@@ -598,8 +598,11 @@ static enum io_result one_record(struct tlsrec *r, int fd, size_t clen)
 	case 0:
 		r->plain_off = (uint32_t)(rec + HDR - r->in);
 		r->plain_len = (uint32_t)p;
+		r->without_data = 0;
 		return IO_OK;
 	case 1:
+		if (++r->without_data > TLSREC_MAX_RECORDS_WITHOUT_DATA)
+			return fail(r, fd, AL_UNEXPECTED_MESSAGE, "too many records without data");
 		return IO_OK;
 	case 2:
 		return IO_PEER_GONE;

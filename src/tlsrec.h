@@ -37,6 +37,11 @@
 #define TLSREC_MAX_KEY 32
 #define TLSREC_IV 12
 #define TLSREC_PLAIN_MAX 16384	/* 2^14: the largest record plaintext */
+/* Records in a row that carry no application data (empty ones, KeyUpdates, user_canceled)
+ * before the connection is ended: without a bound, a client streaming them would keep
+ * tlsrec_read() — and its worker — busy for as long as it likes. OpenSSL's bound for
+ * empty records is the same 32. */
+#define TLSREC_MAX_RECORDS_WITHOUT_DATA 32
 
 struct tlsrec_suite;
 
@@ -63,6 +68,7 @@ struct tlsrec {
 	uint32_t out_len, out_off, out_plain;
 	uint8_t hs[4];			/* a KeyUpdate's header arriving in pieces */
 	uint8_t hs_have;
+	uint8_t without_data;		/* records in a row without application data */
 	bool update_due;		/* the peer asked for our KeyUpdate: before our next data */
 	bool ktls_tx;			/* the kernel has the write key */
 	bool closed;			/* close_notify or an alert came, or we sent a fatal one */

@@ -100,6 +100,7 @@ struct fz {
 	struct tlsrec srv, cli, lone;
 	int s, c;
 	bool clean;		/* every record so far valid: srv's output is exactly sent[] */
+	unsigned without_data;	/* valid records in a row without data (srv ends at 33) */
 	bool ended;		/* srv said IO_ERROR or IO_PEER_GONE */
 	bool eof;		/* cli shut its side */
 	uint8_t *sent;		/* application data cli sent; srv delivered ngot of it */
@@ -177,6 +178,12 @@ static void cli_write(struct fz *f, const uint8_t *p, size_t n)
 
 	memcpy(f->sent + f->nsent, p, n);
 	f->nsent += n;
+	if (n > 0) {
+		/* a KeyUpdate due goes first (a record without data), then the data */
+		if (f->cli.update_due && ++f->without_data > TLSREC_MAX_RECORDS_WITHOUT_DATA)
+			f->clean = false;
+		f->without_data = 0;
+	}
 	while (n > 0) {
 		enum io_result r = tlsrec_write(&f->cli, f->c, p, n, &k);
 		fuzz_check(valid_result(r));
@@ -220,16 +227,21 @@ static void op_record(struct fz *f, const uint8_t *p, size_t n, bool flip)
 	if (flip) {
 		rec[(type * 131u + pad) % rlen] ^= (uint8_t)(1u << (len % 8));
 		f->clean = false;
-	} else if (type == 23 && len <= TLSREC_PLAIN_MAX && clen <= TLSREC_PLAIN_MAX + 256) {
-		if (len > 0) {
-			memcpy(f->sent + f->nsent, content, len);
-			f->nsent += len;
-		}
-	} else if (type == 22 && len == 5 && memcmp(content, "\x18\x00\x00\x01", 4) == 0 &&
-		   content[4] <= 1 && clen <= TLSREC_PLAIN_MAX + 256) {
-		cli_next_generation(f);	/* srv changes its read key: cli follows */
-	} else if (!(type == 21 && len == 2 && content[0] == 1 && content[1] == 90 &&
-		     clen <= TLSREC_PLAIN_MAX + 256)) {
+	} else if (clen > TLSREC_PLAIN_MAX + 1 + 16) {
+		f->clean = false;	/* RFC 8446 5.4: type and padding count: record_overflow */
+	} else if (type == 23 && len > 0) {
+		memcpy(f->sent + f->nsent, content, len);
+		f->nsent += len;
+		f->without_data = 0;
+	} else if ((type == 23 && len == 0) ||
+		   (type == 22 && len == 5 && memcmp(content, "\x18\x00\x00\x01", 4) == 0 &&
+		    content[4] <= 1) ||
+		   (type == 21 && len == 2 && content[0] == 1 && content[1] == 90)) {
+		if (type == 22)
+			cli_next_generation(f);	/* srv changes its read key: cli follows */
+		if (++f->without_data > TLSREC_MAX_RECORDS_WITHOUT_DATA)
+			f->clean = false;	/* srv ends the connection: a flood */
+	} else {
 		f->clean = false;	/* anything else ends the connection */
 	}
 	write_all(f, rec, rlen);

@@ -352,6 +352,28 @@ static void test_records(const char *suite)
 	assert(p.srv.in == NULL && p.srv.rctx == NULL);
 	rpair_end(&p);
 
+	/* records without data: 32 in a row are fine (data after them arrives, which resets
+	 * the count), the 33rd in a row ends the connection (a flood would hold the worker) */
+	rpair_start(&p, suite);
+	len = 0;
+	for (int i = 0; i < TLSREC_MAX_RECORDS_WITHOUT_DATA; i++)
+		len += seal_rec(suite, &p.cli.wr, 23, NULL, 0, 0, rec + len);
+	len += seal_rec(suite, &p.cli.wr, 23, data, 10, 0, rec + len);
+	for (int i = 0; i < TLSREC_MAX_RECORDS_WITHOUT_DATA; i++)
+		len += seal_rec(suite, &p.cli.wr, 21, "\x01\x5a", 2, 0, rec + len);
+	write_all(p.c, rec, len);
+	assert(srv_read_all(&p, got, sizeof(got), &n) == IO_AGAIN);
+	assert(n == 10 && memcmp(got, data, 10) == 0);
+	{
+		struct tlsrec_dir before = p.srv.wr;
+		len = seal_rec(suite, &p.cli.wr, 23, NULL, 0, 0, rec);
+		write_all(p.c, rec, len);
+		assert(tlsrec_read(&p.srv, p.s, got, sizeof(got), &n) == IO_ERROR);
+		assert(strcmp(p.srv.error, "too many records without data") == 0);
+		assert(alert_received(&p, &before) == 10);
+	}
+	rpair_end(&p);
+
 	/* a record in 1-byte writes: IO_AGAIN (the partial record kept) until the last byte */
 	rpair_start(&p, suite);
 	len = seal_rec(suite, &p.cli.wr, 23, data, 300, 7, rec);
