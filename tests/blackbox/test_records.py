@@ -189,6 +189,30 @@ def key_updates_from_s_client_between_requests():
 
 
 @test
+def a_stream_of_key_updates_without_data_is_cut_at_33():
+    # a client may update its key as often as it likes, but 33 records in a row that carry
+    # no data (here KeyUpdates) end the connection: otherwise a client streaming them
+    # keeps the worker in one read for as long as it likes
+    with Daemon(send_mode="userspace", files={"a.txt": "ok\n"}) as d:
+        s = SClient(d, "flood")
+        try:
+            assert s.get("/a.txt")[::2] == (200, b"ok\n")
+            for _ in range(32):
+                s.key_update(False)
+            assert s.get("/a.txt")[::2] == (200, b"ok\n")     # data: the count starts again
+            for _ in range(33):
+                if s.p.poll() is not None:
+                    break
+                s.key_update(False)
+            s.finish()
+        finally:
+            s.kill()
+        wait_until(lambda: "TLS: too many records without data; closed" in d.log(), 5,
+                   what="the log line of the cut")
+        assert d.get("/a.txt").status == 200      # the daemon goes on
+
+
+@test
 def key_update_while_a_large_response_is_in_flight():
     # larger than what the loopback socket buffers can hold: the daemon is still sending
     # when the KeyUpdate comes, however it is scheduled
