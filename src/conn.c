@@ -738,15 +738,14 @@ static enum step do_send(struct conn *c)
 	while (st == STEP_CONTINUE) {
 		const struct response *resp = &c->resp;
 		size_t n = 0;
-		int ww = 1;
 		enum io_result r;
 		bool flush_only = resp->out.len > resp->out.off &&
 				  (!c->sender->copies || resp->out.sealed || resp->left == 0);
 
 		if (flush_only)
-			r = send_flush_out(c, resp->left > 0, &n, &ww);
+			r = send_flush_out(c, resp->left > 0, &n);
 		else if (send_pending(c))
-			r = c->sender->send(c, c->chunk, &n, &ww);
+			r = c->sender->send(c, c->chunk, &n);
 		else if (response_has_next_part(resp))	/* the next part of several ranges */
 			r = response_next_part(&c->resp, copy_room(c)) ? IO_OK : IO_ERROR;
 		else if (response_has_body_left(resp))	/* the next piece of a listing */
@@ -765,7 +764,7 @@ static enum step do_send(struct conn *c)
 			}
 			break;
 		case IO_AGAIN:
-			st = wait_for(c, ww);
+			st = wait_for(c, true);
 			break;
 		default:
 			return abort_response(c, r);

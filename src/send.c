@@ -54,12 +54,11 @@ static enum io_result timed(struct conn *c, uint64_t t0, enum io_result r)
 }
 
 static enum io_result transport_write(struct conn *c, const char *p, size_t len, bool more,
-				      size_t *sent, int *want_write)
+				      size_t *sent)
 {
 	uint64_t t0 = stall_now_us();
 	ssize_t n;
 
-	*want_write = 1;
 	if (!c->ktls.tx)
 		return timed(c, t0, tlsrec_write(&c->tls, c->fd, p, len, sent));
 	n = SEND_RETRY(send(c->fd, p, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0)));
@@ -70,14 +69,14 @@ static enum io_result transport_write(struct conn *c, const char *p, size_t len,
 	return timed(c, t0, io_from_errno(errno));
 }
 
-enum io_result send_flush_out(struct conn *c, bool more, size_t *sent, int *want_write)
+enum io_result send_flush_out(struct conn *c, bool more, size_t *sent)
 {
 	struct response_buf *o = &c->resp.out;
 	enum io_result r;
 
 	*sent = 0;
 	o->sealed = true;
-	r = transport_write(c, o->buf + o->off, o->len - o->off, more, sent, want_write);
+	r = transport_write(c, o->buf + o->off, o->len - o->off, more, sent);
 	if (r == IO_OK) {
 		size_t h = *sent < c->resp.head_left ? *sent : c->resp.head_left;
 		c->resp.head_left -= h;
@@ -129,15 +128,14 @@ static enum io_result fill_out(struct conn *c, size_t max)
 	return IO_OK;
 }
 
-/* write and userspace: pread into c->resp.out, then write(2) on the kTLS socket or
- * SSL_write_ex — the transport is what differs, and transport_write() picks it. */
-static enum io_result send_copy(struct conn *c, size_t max, size_t *sent, int *want_write)
+/* write and userspace: pread into c->resp.out, then write(2) on the kTLS socket or the
+ * record layer's — the transport is what differs, and transport_write() picks it. */
+static enum io_result send_copy(struct conn *c, size_t max, size_t *sent)
 {
 	struct response_buf *o = &c->resp.out;
 	enum io_result r;
 
 	*sent = 0;
-	*want_write = 1;
 	/* the buffer may have been sized for another sender (auto switched from sendfile,
 	 * whose buffer holds only the head): grow it, or every call moves only what fits */
 	if (o->len == 0 && o->cap < send_copy_size(c))
@@ -147,10 +145,10 @@ static enum io_result send_copy(struct conn *c, size_t max, size_t *sent, int *w
 		return r;
 	if (o->len == o->off)
 		return IO_OK;
-	return send_flush_out(c, false, sent, want_write);
+	return send_flush_out(c, false, sent);
 }
 
-static enum io_result send_sendfile(struct conn *c, size_t max, size_t *sent, int *want_write)
+static enum io_result send_sendfile(struct conn *c, size_t max, size_t *sent)
 {
 	struct response *r = &c->resp;
 	off_t off = (off_t)r->off;
@@ -160,7 +158,6 @@ static enum io_result send_sendfile(struct conn *c, size_t max, size_t *sent, in
 	uint64_t t0 = stall_now_us();
 
 	*sent = 0;
-	*want_write = 1;
 	n = SEND_RETRY(sendfile(c->fd, r->fd, &off, len));
 	if (n == -1) {
 		enum io_result res = timed(c, t0, io_from_errno(errno));
@@ -179,13 +176,12 @@ static enum io_result send_sendfile(struct conn *c, size_t max, size_t *sent, in
 	return IO_OK;
 }
 
-static enum io_result send_splice(struct conn *c, size_t max, size_t *sent, int *want_write)
+static enum io_result send_splice(struct conn *c, size_t max, size_t *sent)
 {
 	struct response *r = &c->resp;
 	ssize_t n;
 
 	*sent = 0;
-	*want_write = 1;
 	if (c->pipe[0] == -1) {
 		if (pipe2(c->pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
 			log_msg(LOG_LEVEL_ERROR, "conn %llu: pipe2: %s", (unsigned long long)c->id,

@@ -19,10 +19,9 @@ struct body_sender {
 	bool needs_ktls;	/* only meaningful on a kTLS socket */
 	bool copies;		/* goes through c->resp.out (so headers coalesce with body) */
 	/* Move up to max body bytes of c->resp; *sent = bytes the kernel or the record
-	 * layer accepted. On IO_AGAIN *want_write says which edge to wait for:
-	 * writability (1), or readability (0; no sender needs that since the record layer
-	 * is ktlsd's own, which never reads to write). */
-	enum io_result (*send)(struct conn *c, size_t max, size_t *sent, int *want_write);
+	 * layer accepted. IO_AGAIN: wait for writability (no sender ever needs to read
+	 * first: the record layer is ktlsd's own). */
+	enum io_result (*send)(struct conn *c, size_t max, size_t *sent);
 };
 
 /* The sender for mode on a connection with (ktls_tx) or without kernel TLS; every mode
@@ -44,10 +43,9 @@ void send_set_sender(struct conn *c, const struct body_sender *s, size_t chunk);
 #define SEND_RETRY(call) TEMP_FAILURE_RETRY(call)
 
 /* Write pending c->resp.out bytes through the connection's transport (raw socket on kTLS,
- * SSL_write otherwise). more: body bytes follow, keep the record open (MSG_MORE).
- * *sent = bytes written. On IO_AGAIN *want_write says whether to wait for writability
- * (1) or readability (0: OpenSSL must read first). */
-enum io_result send_flush_out(struct conn *c, bool more, size_t *sent, int *want_write);
+ * the record layer otherwise). more: body bytes follow, keep the record open (MSG_MORE).
+ * *sent = bytes written. IO_AGAIN: wait for writability. */
+enum io_result send_flush_out(struct conn *c, bool more, size_t *sent);
 
 /* Size of the copy buffer for the write and userspace senders: the chunk, but at most
  * SEND_COPY_MAX, because a large sendfile chunk costs nothing while a copy buffer is
