@@ -34,7 +34,7 @@
 #define IN_CAP (HDR + CT_MAX)
 #define REC_MAX (HDR + TLSREC_PLAIN_MAX + 1 + TAG)
 #define KEYUPDATE_REC (HDR + 5 + 1 + TAG)
-#define OUT_CAP (KEYUPDATE_REC + REC_MAX)
+#define OUT_CAP (KEYUPDATE_REC + TLSREC_WRITE_RECORDS * REC_MAX)
 
 /* RFC 8446 §5 content types and §6 alerts */
 enum { CT_ALERT = 21, CT_HANDSHAKE = 22, CT_APPDATA = 23 };
@@ -698,12 +698,17 @@ enum io_result tlsrec_write(struct tlsrec *r, int fd, const void *buf, size_t le
 		r->out_off = r->out_len = 0;
 		if (r->update_due && key_update_first(r) == -1)
 			return IO_ERROR;
-		size_t k = len < TLSREC_PLAIN_MAX ? len : TLSREC_PLAIN_MAX;
-		size_t s = seal(r, CT_APPDATA, buf, k, r->out + r->out_len);
-		if (s == 0)
-			return IO_ERROR;
-		r->out_len += (uint32_t)s;
-		r->out_plain = (uint32_t)k;
+		const unsigned char *p = buf;
+		for (int i = 0; i < TLSREC_WRITE_RECORDS && len > 0; i++) {
+			size_t k = len < TLSREC_PLAIN_MAX ? len : TLSREC_PLAIN_MAX;
+			size_t s = seal(r, CT_APPDATA, p, k, r->out + r->out_len);
+			if (s == 0)
+				return IO_ERROR;
+			r->out_len += (uint32_t)s;
+			r->out_plain += (uint32_t)k;
+			p += k;
+			len -= k;
+		}
 	}
 	while (r->out_off < r->out_len) {
 		ssize_t w = TEMP_FAILURE_RETRY(write(fd, r->out + r->out_off, r->out_len - r->out_off));

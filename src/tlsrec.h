@@ -37,6 +37,11 @@
 #define TLSREC_MAX_KEY 32
 #define TLSREC_IV 12
 #define TLSREC_PLAIN_MAX 16384	/* 2^14: the largest record plaintext */
+/* The most one tlsrec_write() takes: four full records in one write(). One syscall per
+ * 16 KiB record was a quarter of a userspace download's CPU time; 64 KiB is what TSO
+ * takes in one go. It also bounds the output buffer (partial writes are finished first). */
+#define TLSREC_WRITE_RECORDS 4
+#define TLSREC_WRITE_MAX (TLSREC_WRITE_RECORDS * TLSREC_PLAIN_MAX)
 /* Records in a row that carry no application data (empty ones, KeyUpdates, user_canceled)
  * before the connection is ended: without a bound, a client streaming them would keep
  * tlsrec_read() — and its worker — busy for as long as it likes. OpenSSL's bound for
@@ -63,7 +68,7 @@ struct tlsrec {
 	 * while anything is buffered, freed when the last byte is consumed. */
 	unsigned char *in;
 	uint32_t in_len, pos, plain_off, plain_len;
-	/* A record sealed but not yet on the wire, carrying out_plain bytes of the caller's */
+	/* Records sealed but not yet on the wire, carrying out_plain bytes of the caller's */
 	unsigned char *out;
 	uint32_t out_len, out_off, out_plain;
 	uint8_t hs[4];			/* a KeyUpdate's header arriving in pieces */
@@ -124,9 +129,10 @@ int tlsrec_ktls_tx(struct tlsrec *r, int fd, char *why, size_t whylen);
 enum io_result tlsrec_read(struct tlsrec *r, int fd, void *buf, size_t len, size_t *n);
 
 /* Write application data in userspace (not with kTLS TX). IO_OK with *n bytes on the
- * wire (one record: at most 16384); IO_AGAIN when the socket is full, and then the next
- * call must pass the same bytes again (the sealed record is finished first, as with
- * SSL_write). A KeyUpdate the peer asked for goes first. */
+ * wire (at most TLSREC_WRITE_MAX, in one write()); IO_AGAIN when the socket is
+ * full, and then the next call must pass at least the same bytes again (the sealed
+ * records are finished first, as with SSL_write). A KeyUpdate the peer asked for goes
+ * first. */
 enum io_result tlsrec_write(struct tlsrec *r, int fd, const void *buf, size_t len, size_t *n);
 
 /* One try at a close_notify alert (after any sealed record still pending); a full

@@ -191,7 +191,7 @@ static void cli_write(struct fz *f, const uint8_t *p, size_t n)
 			f->clean = false;
 			return;
 		}
-		fuzz_check(k > 0 && k <= n && k <= TLSREC_PLAIN_MAX);
+		fuzz_check(k > 0 && k <= n && k <= TLSREC_WRITE_MAX);
 		p += k;
 		n -= k;
 	}
@@ -348,7 +348,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				fuzz_check(valid_result(r));
 				if (r != IO_OK)
 					break;
-				fuzz_check(k > 0 && k <= left);
+				fuzz_check(k > 0 && k <= left && k <= TLSREC_WRITE_MAX);
 				q += k;
 				left -= k;
 			}

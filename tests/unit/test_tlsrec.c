@@ -558,15 +558,31 @@ static void test_records(const char *suite)
 	assert(memcmp(w.key, p.srv.wr.key, sizeof(w.key)) != 0);
 	rpair_end(&p);
 
-	/* tlsrec_write: an empty write is no record; a large one is one record of 2^14 */
+	/* tlsrec_write: an empty write is no record; a large one is records of 2^14, at most
+	 * TLSREC_WRITE_RECORDS of them per call, then the rest */
 	rpair_start(&p, suite);
 	assert(tlsrec_write(&p.srv, p.s, data, 0, &n) == IO_OK && n == 0);
-	assert(tlsrec_write(&p.srv, p.s, data, sizeof(data), &n) == IO_OK && n == TLSREC_PLAIN_MAX);
-	assert(p.srv.wr.seq == 1);
-	tlsrec_release(&p.srv);
-	assert(p.srv.out == NULL && p.srv.wctx == NULL);
-	assert(tlsrec_read(&p.cli, p.c, got, sizeof(got), &n) == IO_OK && n == TLSREC_PLAIN_MAX);
-	assert(memcmp(got, data, n) == 0);
+	{
+		static uint8_t big[TLSREC_WRITE_MAX + TLSREC_PLAIN_MAX + 7], back[sizeof(big)];
+		size_t have = 0;
+
+		fill(big, sizeof(big), 11);
+		assert(tlsrec_write(&p.srv, p.s, big, sizeof(big), &n) == IO_OK &&
+		       n == TLSREC_WRITE_MAX);
+		assert(p.srv.wr.seq == TLSREC_WRITE_RECORDS);
+		assert(tlsrec_write(&p.srv, p.s, big + n, sizeof(big) - n, &k) == IO_OK &&
+		       k == TLSREC_PLAIN_MAX + 7 && p.srv.wr.seq == TLSREC_WRITE_RECORDS + 2);
+		tlsrec_release(&p.srv);
+		assert(p.srv.out == NULL && p.srv.wctx == NULL);
+		while (have < sizeof(big)) {
+			assert(tlsrec_read(&p.cli, p.c, back + have, sizeof(back) - have, &n) ==
+			       IO_OK);
+			assert(n > 0 && n <= TLSREC_PLAIN_MAX);	/* one record per read */
+			have += n;
+		}
+		assert(memcmp(back, big, sizeof(big)) == 0 &&
+		       p.cli.rd.seq == TLSREC_WRITE_RECORDS + 2);
+	}
 	/* close_notify: the other end sees the peer gone */
 	tlsrec_close_notify(&p.srv, p.s);
 	assert(tlsrec_read(&p.cli, p.c, got, sizeof(got), &n) == IO_PEER_GONE);
@@ -780,7 +796,7 @@ static unsigned srv_write(struct conn *k, const uint8_t *p, size_t len)
 	while (len > 0) {
 		enum io_result res = tlsrec_write(&k->r, k->s, p, len, &n);
 		if (res == IO_OK) {
-			assert(n > 0 && n <= len && n <= TLSREC_PLAIN_MAX);
+			assert(n > 0 && n <= len && n <= TLSREC_WRITE_MAX);
 			p += n;
 			len -= n;
 			continue;
