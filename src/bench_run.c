@@ -230,6 +230,11 @@ static void response_done(struct bconn *c)
 			conn_close(c);
 			return;
 		}
+		/* the other connections may have used up -n while this one warmed up */
+		if (!may_issue(b)) {
+			conn_close(c);
+			return;
+		}
 		c->st = B_SEND;
 		on_event(c->fd, EV_WRITE, c);
 		return;

@@ -57,6 +57,25 @@ def verify_and_discard_counts_match_the_server():
 
 
 @test
+def discard_never_issues_more_than_n_requests():
+    """-n N is N GETs even when a connection's opening HEAD ends after the other
+    connections have used up the budget (it issued a GET regardless: 9 of 8 in a
+    bench/compare run)."""
+    with Daemon(stats=True) as d:
+        d.put_random("s.bin", 20000, seed=13)
+        url = "https://127.0.0.1:%d/s.bin" % d.port
+        for i in range(12):
+            p = bench("-c", 16, "-n", 16, "--discard", "--format", "json", url)
+            assert p.returncode == 0, (p.stdout, p.stderr)
+            r = json.loads(p.stdout)
+            assert r["requests"] == 16 and r["errors"] == 0, (i, r)
+            assert r["bytes_body"] == 16 * 20000, (i, r)
+        st = d.stats()
+        # each connection opens with a HEAD; the GETs are exactly 12 x 16
+        assert st["totals"]["requests"] == 12 * (16 + 16), st["totals"]
+
+
+@test
 def a_wrong_checksum_fails_and_table_output_says_so():
     with Daemon() as d:
         d.put_random("f.bin", 100000, seed=12)
