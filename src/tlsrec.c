@@ -696,6 +696,8 @@ enum io_result tlsrec_write(struct tlsrec *r, int fd, const void *buf, size_t le
 		if (r->out == NULL && (r->out = malloc(OUT_CAP)) == NULL)
 			return IO_ERROR;
 		r->out_off = r->out_len = 0;
+		if (r->wr.seq + TLSREC_WRITE_RECORDS > TLSREC_REKEY_RECORDS)
+			r->update_due = true;	/* the key's usage limit (§5.5) is near */
 		if (r->update_due && key_update_first(r) == -1)
 			return IO_ERROR;
 		const unsigned char *p = buf;

@@ -42,6 +42,11 @@
  * takes in one go. It also bounds the output buffer (partial writes are finished first). */
 #define TLSREC_WRITE_RECORDS 4
 #define TLSREC_WRITE_MAX (TLSREC_WRITE_RECORDS * TLSREC_PLAIN_MAX)
+/* Records sealed under one write key before ktlsd changes it by itself (a KeyUpdate,
+ * update_not_requested, before the next data). RFC 8446 §5.5 limits AES-GCM to 2^24.5
+ * full records per key; 2^24 (256 GiB of 16 KiB records) keeps a margin and applies to
+ * every suite. With kTLS TX the kernel holds the key and 6.1/6.12 cannot change it. */
+#define TLSREC_REKEY_RECORDS (UINT64_C(1) << 24)
 /* Records in a row that carry no application data (empty ones, KeyUpdates, user_canceled)
  * before the connection is ended: without a bound, a client streaming them would keep
  * tlsrec_read() — and its worker — busy for as long as it likes. OpenSSL's bound for
@@ -131,8 +136,8 @@ enum io_result tlsrec_read(struct tlsrec *r, int fd, void *buf, size_t len, size
 /* Write application data in userspace (not with kTLS TX). IO_OK with *n bytes on the
  * wire (at most TLSREC_WRITE_MAX, in one write()); IO_AGAIN when the socket is
  * full, and then the next call must pass at least the same bytes again (the sealed
- * records are finished first, as with SSL_write). A KeyUpdate the peer asked for goes
- * first. */
+ * records are finished first, as with SSL_write). A KeyUpdate the peer asked for, or one
+ * the key's usage limit calls for (TLSREC_REKEY_RECORDS), goes first. */
 enum io_result tlsrec_write(struct tlsrec *r, int fd, const void *buf, size_t len, size_t *n);
 
 /* One try at a close_notify alert (after any sealed record still pending); a full

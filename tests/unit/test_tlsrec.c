@@ -558,6 +558,26 @@ static void test_records(const char *suite)
 	assert(memcmp(w.key, p.srv.wr.key, sizeof(w.key)) != 0);
 	rpair_end(&p);
 
+	/* near the key's usage limit our KeyUpdate goes first, by itself, once; the peer
+	 * follows it and reads every byte */
+	rpair_start(&p, suite);
+	p.srv.wr.seq = p.cli.rd.seq = TLSREC_REKEY_RECORDS - TLSREC_WRITE_RECORDS - 1;
+	w = p.srv.wr;
+	assert(tlsrec_write(&p.srv, p.s, data, 1000, &n) == IO_OK && n == 1000);
+	assert(tlsrec_write(&p.srv, p.s, data + 1000, 1000, &n) == IO_OK && n == 1000);
+	assert(p.srv.wr.seq == TLSREC_REKEY_RECORDS - TLSREC_WRITE_RECORDS + 1 &&
+	       memcmp(w.key, p.srv.wr.key, sizeof(w.key)) == 0);
+	/* a full batch now would pass the limit: the KeyUpdate comes first */
+	assert(tlsrec_write(&p.srv, p.s, data + 2000, 1000, &n) == IO_OK && n == 1000);
+	assert(p.srv.wr.seq == 1 && !p.srv.update_due);
+	assert(memcmp(w.key, p.srv.wr.key, sizeof(w.key)) != 0);
+	assert(tlsrec_write(&p.srv, p.s, data + 3000, 1000, &n) == IO_OK && p.srv.wr.seq == 2);
+	for (k = 0; k < 4000; k += n)
+		assert(tlsrec_read(&p.cli, p.c, got + k, 4000 - k, &n) == IO_OK);
+	assert(memcmp(got, data, 4000) == 0 && p.cli.rd.seq == 2);
+	assert(memcmp(p.cli.rd.key, p.srv.wr.key, sizeof(w.key)) == 0);
+	rpair_end(&p);
+
 	/* tlsrec_write: an empty write is no record; a large one is records of 2^14, at most
 	 * TLSREC_WRITE_RECORDS of them per call, then the rest */
 	rpair_start(&p, suite);
