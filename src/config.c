@@ -600,15 +600,6 @@ static bool listen_differs(const struct config *o, const struct config *n)
 	return false;
 }
 
-/* TCP_MAXSEG is set on the listening sockets: a listener's effective mss */
-static bool mss_differs(const struct config *o, const struct config *n)
-{
-	for (size_t i = 0; i < n->nlisten && i < o->nlisten; i++)
-		if (o->listen[i].send.mss != n->listen[i].send.mss)
-			return true;
-	return o->send.mss != n->send.mss;
-}
-
 static bool stats_listen_differs(const struct config *o, const struct config *n)
 {
 	return o->stats.enabled != n->stats.enabled ||
@@ -674,8 +665,7 @@ static const struct opt schema[] = {
 	       .send_bit = SEND_SET_MODE),
 	ROW("send", "chunk", OPT_SIZE, send.chunk, 4096, 64 << 20, .cli = "send-chunk",
 	    .send_bit = SEND_SET_CHUNK),
-	CUSTOM("send", "mss", load_mss, F(send.mss), .cli = "mss", .send_bit = SEND_SET_MSS,
-	       .restart = true, .differs = mss_differs),
+	CUSTOM("send", "mss", load_mss, F(send.mss), .cli = "mss", .send_bit = SEND_SET_MSS),
 	ROW("send", "notsent_lowat", OPT_INT, send.notsent_lowat, 0, INT_MAX,
 	    .cli = "notsent-lowat", .send_bit = SEND_SET_LOWAT),
 	ROW("tls", "certificate", OPT_STR, tls.certificate, 0, 0, .cli = "cert"),

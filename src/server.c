@@ -442,6 +442,23 @@ static void remap_listeners(struct server *srv, const struct config *o, const st
 	}
 }
 
+/* send.mss is TCP_MAXSEG on the listening sockets (an accepted socket inherits it before
+ * its SYN-ACK; set later it changes nothing), so a reload sets each socket's anew, from
+ * the entry it now follows; 0 puts back the kernel's default. (A socket from socket
+ * activation is shared: each worker sets the same value on it.) */
+static void reload_mss(struct server *srv, const struct config *cfg)
+{
+	for (size_t i = 0; i < srv->nlisteners; i++) {
+		size_t k = srv->listener_cfg[i];
+		int mss = k < cfg->nlisten ? cfg->listen[k].send.mss : cfg->send.mss;
+		int fd = evconnlistener_get_fd(srv->listeners[i]);
+
+		if (setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof(mss)) == -1)
+			log_msg(LOG_LEVEL_WARN, "reload: TCP_MAXSEG %d on a listening socket: %s; "
+				"new connections keep the old MSS", mss, strerror(errno));
+	}
+}
+
 static void on_fcache_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
@@ -490,6 +507,7 @@ static void on_reload(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	remap_listeners(srv, old->cfg, site->cfg);
+	reload_mss(srv, site->cfg);
 	srv->site = site;
 	site_unref(old);
 	/* accepting was paused at the old limit: a higher one resumes it now */

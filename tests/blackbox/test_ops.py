@@ -147,6 +147,8 @@ def reload_applies_settings_to_new_connections_and_names_restart_only_ones():
             f.write("other\n")
         idle = d.conn(timeout=5)        # a keep-alive connection from before the reload
         assert idle.request("GET", "/a.txt").body == b"a\n"
+        mss_before = idle.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+        assert mss_before > 1000, mss_before  # loopback: tens of KiB
         text = d.conf_text.replace('document_root = "%s"' % d.root,
                                    'document_root = "%s"' % other)
         text += ("send = { mss = 1000; };\nlimits = { nofile = 4096; };\n"
@@ -156,13 +158,35 @@ def reload_applies_settings_to_new_connections_and_names_restart_only_ones():
         d.signal(signal.SIGHUP)
         d.wait_log(r"reloaded ", timeout=10)
         m = d.wait_log(r"reload: changed (.*): takes effect only after a restart")
-        assert "send.mss" in m.group(1) and "limits.nofile" in m.group(1), m.group(0)
+        assert "limits.nofile" in m.group(1), m.group(0)
         assert "stats.recent" in m.group(1), m.group(0)
         # the reloadable ones are not named: only the schema's restart rows are
         assert "listen" not in m.group(1) and "document_root" not in m.group(1), m.group(0)
+        assert "send.mss" not in m.group(1), m.group(0)
         assert d.get("/a.txt").body == b"other\n"          # new connection, new root
         assert idle.request("GET", "/a.txt").body == b"a\n"  # old connection, old site
+        # send.mss is set again on the listening socket: a new connection negotiates
+        # 1000 (988 with TCP timestamps), the one from before keeps its MSS
+        c = d.conn(timeout=5)
+        try:
+            assert c.request("GET", "/a.txt").body == b"other\n"
+            mss = c.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+            assert 900 <= mss <= 1000, mss
+        finally:
+            c.close()
+        assert idle.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG) == mss_before
         idle.close()
+        # and back to the kernel's choice when the setting goes
+        with open(d.conf_path, "w") as f:
+            f.write(text.replace("send = { mss = 1000; };\n", ""))
+        d.signal(signal.SIGHUP)
+        wait_until(lambda: d.log().count("reloaded ") >= 2, 10, what="the second reload")
+        c = d.conn(timeout=5)
+        try:
+            assert c.request("GET", "/a.txt").body == b"other\n"
+            assert c.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG) == mss_before
+        finally:
+            c.close()
 
 
 # ---- NOTIFY_SOCKET -------------------------------------------------------------------

@@ -182,6 +182,26 @@ def sighup_with_a_download_in_flight_on_each_worker_is_byte_exact():
 
 
 @test
+def a_reloaded_send_mss_reaches_the_listening_socket_of_every_worker():
+    """Each worker has its own SO_REUSEPORT socket: a reload that sets send.mss must set
+    it on all of them, or the connections the kernel hashes to one worker keep the old."""
+    with Daemon(stats=True, args=["--workers", "2"]) as d:
+        with open(d.conf_path, "w") as f:
+            f.write(d.conf_text + "send = { mss = 1000; };\n")
+        d.signal(signal.SIGHUP)
+        d.wait_log(r"reloaded .*new connections use the new configuration", timeout=10)
+        conns, by_worker = open_on_both_workers(d)
+        try:
+            for w, cs in by_worker.items():
+                for c in cs:
+                    mss = c.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+                    assert 900 <= mss <= 1000, (w, mss)
+        finally:
+            for c in conns:
+                c.close()
+
+
+@test
 def sigterm_finishes_in_flight_responses_on_every_worker_and_exits_0():
     size = 16 * 1024 * 1024
     with Daemon(stats=True, args=["--workers", "3"],
