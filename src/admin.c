@@ -43,9 +43,13 @@ static void on_request(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	size_t plen = strcspn(uri, "?");
 
+	/* only /stats and /stats/text list the live connections */
+	bool records = (plen == 6 && strncmp(uri, "/stats", 6) == 0) ||
+		       (plen == 11 && strncmp(uri, "/stats/text", 11) == 0);
+
 	/* every worker copies its records on its own thread; one busy for longer than a
 	 * second is left out of this view (it says how many answered) */
-	if (body == NULL || daemon_view(d, &v, &mem, 1000) == -1) {
+	if (body == NULL || daemon_view(d, &v, &mem, records, 1000) == -1) {
 		evhttp_send_error(req, 500, NULL);
 		if (body != NULL)
 			evbuffer_free(body);

@@ -210,7 +210,8 @@ static bool all_answered(const struct daemon *d, uint64_t seq)
 	return true;
 }
 
-int daemon_view(struct daemon *d, struct stats_view *v, void **mem, unsigned timeout_ms)
+int daemon_view(struct daemon *d, struct stats_view *v, void **mem, bool records,
+		unsigned timeout_ms)
 {
 	struct view_mem *m = calloc(1, sizeof(*m));
 	struct timespec deadline;
@@ -218,7 +219,7 @@ int daemon_view(struct daemon *d, struct stats_view *v, void **mem, unsigned tim
 	uint64_t seq;
 	bool learned = false;
 	struct fcache_stats fc = { 0 };
-	unsigned answered = 0, asked = 0;
+	unsigned answered = 0, asked = 0, stalled = 0;
 
 	*mem = m;
 	if (m == NULL)
@@ -235,8 +236,10 @@ int daemon_view(struct daemon *d, struct stats_view *v, void **mem, unsigned tim
 	/* once workers end (stopping), the ended ones cannot answer: ask none then, rather
 	 * than wait the whole bound at every request while the last ones drain */
 	if (d->ws.done == 0)
-		for (unsigned i = 0; i < d->ws.n; i++, asked++)
+		for (unsigned i = 0; i < d->ws.n; i++, asked++) {
 			d->ws.w[i]->snap.asked = seq;
+			d->ws.w[i]->snap.records = records;
+		}
 	pthread_mutex_unlock(&d->ws.lock);
 	for (unsigned i = 0; i < asked; i++)
 		event_active(d->ws.w[i]->ev_snapshot, 0, 0);
@@ -253,6 +256,7 @@ int daemon_view(struct daemon *d, struct stats_view *v, void **mem, unsigned tim
 		m->counts[m->nrecs++] = s->recs != NULL ? s->nrecs : 0;
 		total += s->recs != NULL ? s->nrecs : 0;
 		s->recs = NULL;
+		stalled += s->stalled;
 		learned = learned || s->auto_learned_cap;
 		fc.entries += s->file_cache.entries;
 		fc.capacity += s->file_cache.capacity;
@@ -271,7 +275,7 @@ int daemon_view(struct daemon *d, struct stats_view *v, void **mem, unsigned tim
 	*v = (struct stats_view){
 		.cfg = d->site->cfg, .nconns = workers_connections(&d->ws), .live = m->live, .nlive = k,
 		.auto_learned_cap = learned, .file_cache = fc, .workers = d->ws.n,
-		.workers_answered = answered,
+		.workers_answered = answered, .nstalled = stalled,
 	};
 	return 0;
 }

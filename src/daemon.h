@@ -57,11 +57,13 @@ int daemon_run(struct daemon *d);
 void daemon_free(struct daemon *d);
 
 /* What the stats endpoint shows, gathered from every worker on its own thread: each is
- * asked for a copy of its live records and waited for at most timeout_ms; a worker that
- * does not answer in time (busy in a long call) is left out of the records, and the view
- * says how many answered. Counters and the configuration come from the main thread.
- * *mem holds the copies: give it to daemon_view_free(). -1: out of memory. Main thread. */
-int daemon_view(struct daemon *d, struct stats_view *v, void **mem, unsigned timeout_ms);
+ * asked for its counts (and with records, a copy of its live records) and waited for at
+ * most timeout_ms; a worker that does not answer in time (busy in a long call) is left
+ * out, and the view says how many answered. Counters and the configuration come from the
+ * main thread. *mem holds the copies: give it to daemon_view_free(). -1: out of memory.
+ * Main thread. */
+int daemon_view(struct daemon *d, struct stats_view *v, void **mem, bool records,
+		unsigned timeout_ms);
 void daemon_view_free(void *mem);
 
 #endif

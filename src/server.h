@@ -54,9 +54,11 @@ void workers_check_limit(struct workers *ws, bool paused);
  * const char * fields point to static strings), made on its own thread. */
 struct worker_snapshot {
 	uint64_t asked, answered;	/* sequence numbers (daemon's lock) */
+	bool records;			/* asked for: copy the live records too */
 	struct conn_record *recs;	/* malloc'd by the worker, taken by the reader */
 	size_t nrecs;
 	unsigned nconns;
+	unsigned stalled;		/* live connections in a stall now */
 	bool auto_learned_cap;
 	struct fcache_stats file_cache;
 };

@@ -424,16 +424,12 @@ void stats_prometheus(const struct stats_view *v, struct evbuffer *o)
 		{ "TlsTxSw", "ktlsd_kernel_tls_tx_sw_total", "counter" },
 		{ "TlsTxDevice", "ktlsd_kernel_tls_tx_device_total", "counter" },
 	};
-	unsigned stalled_now = 0;
-
-	for (size_t i = 0; i < v->nlive; i++)
-		stalled_now += v->live[i]->stalled_now;
 	prom_head(o, "ktlsd_workers", "gauge", "Event loops (threads) serving connections.");
 	evbuffer_add_printf(o, "ktlsd_workers %u\n", v->workers);
 	prom_head(o, "ktlsd_connections", "gauge", "Open client connections.");
 	evbuffer_add_printf(o, "ktlsd_connections %u\n", v->nconns);
 	prom_head(o, "ktlsd_connections_stalled", "gauge", "Connections in a stall right now.");
-	evbuffer_add_printf(o, "ktlsd_connections_stalled %u\n", stalled_now);
+	evbuffer_add_printf(o, "ktlsd_connections_stalled %u\n", v->nstalled);
 	prom_counters(o);
 	prom_head(o, "ktlsd_auto_learned_cap", "gauge",
 		  "1 while send mode auto starts new connections with its first lever applied.");

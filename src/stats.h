@@ -75,7 +75,9 @@ void stats_free_blocks(void);
 struct stats_view {
 	const struct config *cfg;		/* the current snapshot */
 	unsigned nconns;			/* open connections */
-	const struct conn_record *const *live;	/* their records, fresh (conn_record()) */
+	unsigned nstalled;			/* of them, in a stall now (workers that answered) */
+	const struct conn_record *const *live;	/* their records, fresh (conn_record()); none
+						 * unless asked for */
 	size_t nlive;
 	unsigned workers;			/* event loops running */
 	unsigned workers_answered;		/* of them, how many sent their records in time */
