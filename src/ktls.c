@@ -22,10 +22,6 @@
 #endif
 
 
-#ifndef TCP_ULP
-#define TCP_ULP 31
-#endif
-
 static bool kernel_ok;
 static char kernel_reason[160] = "not probed";
 
@@ -59,7 +55,7 @@ fail:
 
 void ktls_probe(void)
 {
-	int fds[2], e;
+	int fds[2];
 
 	if (loopback_pair(fds) == -1) {
 		kernel_ok = false;
@@ -67,20 +63,9 @@ void ktls_probe(void)
 			 "cannot make a loopback TCP pair to probe: %s", strerror(errno));
 		return;
 	}
-	/* This also makes the kernel load the tls module if it exists (request_module). */
-	if (setsockopt(fds[1], IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) == 0) {
-		kernel_ok = true;
+	kernel_ok = tlsrec_attach_ulp(fds[1], kernel_reason, sizeof(kernel_reason)) == 0;
+	if (kernel_ok)
 		snprintf(kernel_reason, sizeof(kernel_reason), "kernel tls ULP present");
-	} else {
-		e = errno;
-		kernel_ok = false;
-		if (e == ENOENT)
-			snprintf(kernel_reason, sizeof(kernel_reason),
-				 "kernel has no tls ULP (ENOENT: CONFIG_TLS off or module not loadable)");
-		else
-			snprintf(kernel_reason, sizeof(kernel_reason),
-				 "kernel refused TCP_ULP \"tls\": %s", strerror(e));
-	}
 	close(fds[0]);
 	close(fds[1]);
 }

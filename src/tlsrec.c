@@ -306,6 +306,22 @@ static void put_be64(uint8_t *p, uint64_t v)
 }
 #endif
 
+int tlsrec_attach_ulp(int fd, char *why, size_t whylen)
+{
+	int e;
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) == 0)
+		return 0;
+	e = errno;
+	if (e == ENOENT)
+		snprintf(why, whylen,
+			 "kernel has no tls ULP (ENOENT: CONFIG_TLS off or module not loadable)");
+	else
+		snprintf(why, whylen, "kernel refused TCP_ULP \"tls\": %s", strerror(e));
+	errno = e;
+	return -1;
+}
+
 int tlsrec_ktls_tx(struct tlsrec *r, int fd, char *why, size_t whylen)
 {
 #ifdef HAVE_LINUX_TLS_H
@@ -354,9 +370,8 @@ int tlsrec_ktls_tx(struct tlsrec *r, int fd, char *why, size_t whylen)
 		errno = EOPNOTSUPP;
 		return -1;
 	}
-	if (setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) == -1) {
+	if (tlsrec_attach_ulp(fd, why, whylen) == -1) {
 		e = errno;
-		snprintf(why, whylen, "kernel refused TCP_ULP \"tls\": %s", strerror(e));
 	} else if (setsockopt(fd, SOL_TLS, TLS_TX, &ci, len) == -1) {
 		e = errno;
 		snprintf(why, whylen, "kernel refused TLS_TX for %s: %s", r->suite->name,

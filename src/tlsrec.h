@@ -118,6 +118,11 @@ void tlsrec_attach(struct tlsrec *r, SSL *ssl);
  * frees ssl afterwards either way; on success the secrets no longer depend on it. */
 int tlsrec_take(struct tlsrec *r, SSL *ssl, char *err, size_t errlen);
 
+/* Attach the kernel's "tls" ULP to the connected TCP socket fd, the first step of kTLS
+ * (and the start-up probe's test: it also makes the kernel load the tls module). 0, or -1
+ * with errno and the reason in why (ENOENT: no CONFIG_TLS). */
+int tlsrec_attach_ulp(int fd, char *why, size_t whylen);
+
 /* Hand the write key to the kernel: TCP_ULP "tls", then TLS_TX with the current
  * sequence. On success the write secret, key and iv are wiped here (and the
  * crypto_info copy) and r->ktls_tx is set: from then on every byte written to fd is
