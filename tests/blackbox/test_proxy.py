@@ -27,7 +27,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ktlsd_test import (KTLSD, tcp_closed_within, Daemon, Skip, client_context, make_cert, run_tests,  # noqa: E402
+from ktlsd_test import (KTLSD, tcp_closed_within, Daemon, Skip, client_context, free_port, make_cert, run_tests,  # noqa: E402
                         test, wait_until)
 
 TRUST_LOCAL = '[ "127.0.0.0/8", "::1/128" ]'
@@ -604,14 +604,6 @@ def listening(port):
             if state == "0A" and local == "0100007F:%04X" % port:
                 return True
     return False
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @test
